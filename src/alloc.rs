@@ -1,0 +1,178 @@
+//! The allocator's front: one function per operation, choosing between the thread heap
+//! (sizes up to `MEDIUM_MAX`) and large mappings, and between local and remote frees.
+//!
+//! These functions speak Rust (null for failure, no `errno`); `ffi/` wraps them in the C
+//! ABI.  Every pointer is checked against the ownership map before it is trusted: a
+//! pointer that is not ours, or not the start of a live block we can identify, ends in a
+//! diagnostic and `abort()`, naming the C function (`func`) the user called.
+
+use core::ptr;
+
+use crate::arena;
+use crate::config::{MEDIUM_MAX, MIN_ALIGN};
+use crate::diag;
+use crate::heap::Heap;
+use crate::large;
+use crate::ownership::{self, Region};
+use crate::pool::{Block, Pool};
+use crate::size_class::{aligned_class_of, class_of};
+use crate::thread;
+
+/// Largest request we try to serve: like glibc, nothing above `PTRDIFF_MAX`.
+pub const MAX_REQUEST: usize = isize::MAX as usize;
+
+/// Allocates `size` bytes, 16-byte aligned.  Null when out of memory.
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size <= MEDIUM_MAX {
+        let heap = thread::heap();
+        if heap.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a thread's heap is used only by that thread.
+        return unsafe { (*heap).alloc(class_of(size)) };
+    }
+    malloc_large(size)
+}
+
+#[cold]
+fn malloc_large(size: usize) -> *mut u8 {
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    large::alloc(size, MIN_ALIGN)
+}
+
+/// Allocates `size` zeroed bytes.  Null when out of memory.
+pub fn calloc(size: usize) -> *mut u8 {
+    if size <= MEDIUM_MAX {
+        let heap = thread::heap();
+        if heap.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a thread's heap is used only by that thread.
+        return unsafe { (*heap).alloc_zeroed(class_of(size)) };
+    }
+    malloc_large(size) // fresh mappings are zero
+}
+
+/// Allocates `size` bytes aligned to `align`, a power of two.  Null when out of memory.
+pub fn memalign(align: usize, size: usize) -> *mut u8 {
+    debug_assert!(align.is_power_of_two());
+    if align <= MIN_ALIGN {
+        return malloc(size);
+    }
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    match aligned_class_of(size, align) {
+        Some(class) => {
+            let heap = thread::heap();
+            if heap.is_null() {
+                return ptr::null_mut();
+            }
+            // SAFETY: a thread's heap is used only by that thread.
+            unsafe { (*heap).alloc(class) }
+        }
+        None => large::alloc(size, align),
+    }
+}
+
+/// Where a pointer handed to `free`/`realloc`/`malloc_usable_size` lives.
+enum Owner {
+    Pool(*mut Pool),
+    Large(usize),
+}
+
+/// Identifies the block `p` starts, or aborts naming `func`.
+#[inline(always)]
+fn owner_of(p: *mut u8, func: &str) -> Owner {
+    match ownership::lookup(p as usize) {
+        Region::Arena(base) => match arena::pool_of(base, p as usize) {
+            Some(pool) => Owner::Pool(pool),
+            None => diag::misuse(func, p, "pointer into arenalloc memory that is not an allocated block"),
+        },
+        Region::Large(base) => Owner::Large(base),
+        Region::Foreign => diag::misuse(func, p, "pointer not allocated by arenalloc"),
+    }
+}
+
+/// True when `p` is inside memory arenalloc manages (PyMem_* uses this to forward the
+/// pointers libpython's own allocator made).
+pub fn owns(p: *const u8) -> bool {
+    match ownership::lookup(p as usize) {
+        Region::Arena(_) => true,
+        Region::Large(base) => large::contains(base, p as usize),
+        Region::Foreign => false,
+    }
+}
+
+/// Frees `p` (non-null).
+#[inline(always)]
+pub fn free(p: *mut u8) {
+    match owner_of(p, "free") {
+        Owner::Pool(pool) => free_in_pool(pool, p),
+        Owner::Large(base) => large::free(base, p),
+    }
+}
+
+#[inline(always)]
+fn free_in_pool(pool: *mut Pool, p: *mut u8) {
+    // SAFETY: `pool` is a live pool head (checked by `pool_of`); its owner is set while
+    // any of its blocks is live.
+    let owner: *mut Heap = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
+    let me = thread::current();
+    if owner == me {
+        // SAFETY: we own the pool; `p` is one of its blocks being freed.
+        unsafe { (*me).free_local(pool, p.cast::<Block>()) };
+    } else {
+        // SAFETY: heaps are never unmapped; the remote stack takes other threads' frees.
+        unsafe { (*owner).remote.push(p.cast::<Block>()) };
+    }
+}
+
+/// Usable size of the block `p` (non-null).
+pub fn usable_size(p: *mut u8) -> usize {
+    match owner_of(p, "malloc_usable_size") {
+        // SAFETY: live pool head.
+        Owner::Pool(pool) => unsafe { (*pool).block_size as usize },
+        Owner::Large(base) => large::usable_size(base, p, "malloc_usable_size"),
+    }
+}
+
+/// Resizes the block `p` (non-null) to `size` (non-zero) bytes.  Returns the new block, or
+/// null with `p` untouched when out of memory.
+pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    if size > MAX_REQUEST {
+        // Still validate `p`: a bad pointer must not pass silently.
+        let _ = owner_of(p, "realloc");
+        return ptr::null_mut();
+    }
+    let old = match owner_of(p, "realloc") {
+        Owner::Pool(pool) => {
+            // SAFETY: live pool head.
+            let have = unsafe { (*pool).block_size } as usize;
+            // Keep the block when it fits and is not more than twice what is asked.
+            if size <= have && size >= have / 2 {
+                return p;
+            }
+            have
+        }
+        Owner::Large(base) => {
+            let have = large::usable_size(base, p, "realloc");
+            // Large stays large (mremap) unless it shrinks enough to live in a pool.
+            if size > MEDIUM_MAX || size >= have / 2 {
+                return large::realloc(base, p, size);
+            }
+            have
+        }
+    };
+    let q = malloc(size);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live, distinct, and at least min(old, size) bytes long.
+    unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
+    free(p);
+    q
+}

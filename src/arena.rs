@@ -1,0 +1,567 @@
+//! Arenas: 4 MiB, 4 MiB-aligned mappings carved into 16 KiB slots, handed out as pools.
+//!
+//! ```text
+//!  arena (ARENA_SIZE, aligned to ARENA_SIZE)
+//!  ┌──────────────┬────────┬────────┬────────────────────┬────────┬─── ─ ─ ──┐
+//!  │ slot 0:      │ slot 1 │ slot 2 │ slots 3..=6        │ slot 7 │          │
+//!  │ ArenaInfo +  │ pool   │ pool   │ one 4-slot pool    │ free   │  ...     │
+//!  │ pool table   │ (16 B) │ (576 B)│ (medium class)     │        │          │
+//!  └──────────────┴────────┴────────┴────────────────────┴────────┴─── ─ ─ ──┘
+//!  pool table entry s describes slot s: a pool head, a tail pointing back at its head, or free.
+//! ```
+//!
+//! The header slot holds `ArenaInfo` (64 bytes) followed by the pool table, 255 `Pool`
+//! entries of 64 bytes, so the entry for slot `s` is at `arena + 64 * s` and a block's pool
+//! is found from its address with a mask, a shift and one load (`head_back`).
+//!
+//! ## The arena list
+//! One global list, guarded by a spinlock, holds every arena with at least one free slot
+//! (CPython's `usable_arenas`), sorted by number of free slots, fewest first.  Pools are
+//! claimed from the first arena with room, so allocation concentrates in the most used arenas
+//! and the others get a chance to drain; an arena all of whose pools are empty is unmapped
+//! (keeping up to `SPARE_ARENAS` mapped against thrash).  The lock is taken only to claim
+//! or release a whole pool — never per block.  `mmap`/`munmap` happen outside the lock.
+//!
+//! Invariants (under the lock): an arena is on the list iff `free_slots > 0` and it is not
+//! spare; bit `s` of `in_use` is set iff slot `s` belongs to a pool (bit 0: the header);
+//! `free_slots` = number of clear bits.
+
+use core::ptr;
+
+use crate::config::{
+    ARENA_MASK, ARENA_SIZE, MADVISE_MIN_SLOTS, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
+    SPARE_ARENAS,
+};
+use crate::os;
+use crate::ownership;
+use crate::pool::{kind, Pool};
+
+/// Usable slots in an arena (all but the header slot).
+pub const POOL_SLOTS: u32 = SLOTS_PER_ARENA as u32 - 1;
+
+/// Arena-level fields, in the space pool-table entry 0 would take.
+#[repr(C, align(64))]
+pub struct ArenaInfo {
+    next: *mut Arena,
+    prev: *mut Arena,
+    /// Bit `s` set iff slot `s` belongs to a pool (bit 0: the header slot).
+    in_use: [u64; SLOTS_PER_ARENA / 64],
+    /// Clear bits in `in_use`.
+    free_slots: u32,
+}
+
+/// The header of an arena: its first slot.
+#[repr(C)]
+pub struct Arena {
+    info: ArenaInfo,
+    /// `pools[s - 1]` describes slot `s`.
+    pools: [Pool; SLOTS_PER_ARENA - 1],
+}
+
+const _: () = assert!(core::mem::size_of::<ArenaInfo>() == core::mem::size_of::<Pool>());
+const _: () = assert!(core::mem::size_of::<Arena>() == SLOT_SIZE);
+
+impl Arena {
+    /// The pool-table entry of slot `slot` (1 ≤ slot < SLOTS_PER_ARENA).
+    #[inline(always)]
+    fn entry(this: *mut Arena, slot: usize) -> *mut Pool {
+        debug_assert!(slot >= 1 && slot < SLOTS_PER_ARENA);
+        // SAFETY-free arithmetic: entry `slot` sits `slot` pool-sized steps into the header.
+        (this as usize + slot * core::mem::size_of::<Pool>()) as *mut Pool
+    }
+
+    fn slot_addr(this: *mut Arena, slot: usize) -> *mut u8 {
+        (this as usize + (slot << SLOT_SHIFT)) as *mut u8
+    }
+}
+
+/// The pool header of the block at `addr`, inside the arena at `arena_base`, or None when
+/// `addr` lies in the arena header or in a slot that belongs to no pool.
+#[inline(always)]
+pub fn pool_of(arena_base: usize, addr: usize) -> Option<*mut Pool> {
+    let slot = (addr & ARENA_MASK) >> SLOT_SHIFT;
+    if slot == 0 {
+        return None;
+    }
+    let e = Arena::entry(arena_base as *mut Arena, slot);
+    // SAFETY: the entry lies in the header slot of a live arena (the ownership map said so);
+    // `head_back` is 0 for heads and free slots and at most `slot - 1` for tails.
+    let head = unsafe { e.sub((*e).head_back as usize) };
+    // SAFETY: as above, `head` is an entry of the same table.
+    if unsafe { (*head).kind } != kind::HEAD {
+        return None;
+    }
+    Some(head)
+}
+
+struct ArenaList {
+    /// Arenas with a free slot, fewest free slots first.
+    usable: *mut Arena,
+    /// Empty arenas kept mapped, linked through `info.next`.
+    spare: *mut Arena,
+    spare_count: usize,
+    stats: ArenaStats,
+}
+
+/// Counters of arena traffic, for statistics and tests.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct ArenaStats {
+    /// Arenas mapped now.
+    pub current: usize,
+    /// Most arenas mapped at once.
+    pub peak: usize,
+    /// Arenas mapped since start.
+    pub mapped: usize,
+    /// Arenas returned to the OS since start.
+    pub unmapped: usize,
+}
+
+// SAFETY: the raw pointers are only dereferenced under the list's lock.
+unsafe impl Send for ArenaList {}
+
+static ARENAS: spin::Mutex<ArenaList> = spin::Mutex::new(ArenaList {
+    usable: ptr::null_mut(),
+    spare: ptr::null_mut(),
+    spare_count: 0,
+    stats: ArenaStats { current: 0, peak: 0, mapped: 0, unmapped: 0 },
+});
+
+/// A freshly claimed pool's place: its head entry and first byte.
+pub struct Claim {
+    pub pool: *mut Pool,
+    pub start: *mut u8,
+    /// The pool's memory is all zero (never written, or decommitted since).
+    pub zeroed: bool,
+}
+
+/// Finds `n` consecutive clear bits in `bits`, returns the index of the first.
+fn find_run(bits: &[u64; SLOTS_PER_ARENA / 64], n: usize) -> Option<usize> {
+    let mut run = 0;
+    let mut i = 1; // slot 0 is the header
+    while i < SLOTS_PER_ARENA {
+        let word = bits[i / 64];
+        if word == u64::MAX {
+            run = 0;
+            i = (i / 64 + 1) * 64;
+            continue;
+        }
+        if word >> (i % 64) & 1 == 0 {
+            run += 1;
+            if run == n {
+                return Some(i + 1 - n);
+            }
+        } else {
+            run = 0;
+        }
+        i += 1;
+    }
+    None
+}
+
+fn set_bits(bits: &mut [u64; SLOTS_PER_ARENA / 64], first: usize, n: usize, on: bool) {
+    for s in first..first + n {
+        if on {
+            bits[s / 64] |= 1 << (s % 64);
+        } else {
+            bits[s / 64] &= !(1 << (s % 64));
+        }
+    }
+}
+
+impl ArenaList {
+    /// Unlinks `a` from `usable`.
+    ///
+    /// # Safety
+    /// `a` must be on `usable`.
+    unsafe fn unlink(&mut self, a: *mut Arena) {
+        // SAFETY: `a` and its neighbours are live arenas on the list (lock held).
+        unsafe {
+            let (next, prev) = ((*a).info.next, (*a).info.prev);
+            if prev.is_null() {
+                self.usable = next;
+            } else {
+                (*prev).info.next = next;
+            }
+            if !next.is_null() {
+                (*next).info.prev = prev;
+            }
+            (*a).info.next = ptr::null_mut();
+            (*a).info.prev = ptr::null_mut();
+        }
+    }
+
+    /// Inserts `a` (not on the list) in order of free slots, fewest first.
+    ///
+    /// # Safety
+    /// `a` must be a live arena that is on no list.
+    unsafe fn insert_sorted(&mut self, a: *mut Arena) {
+        // SAFETY: all arenas reached are live and on the list (lock held).
+        unsafe {
+            let free = (*a).info.free_slots;
+            let mut prev: *mut Arena = ptr::null_mut();
+            let mut cur = self.usable;
+            while !cur.is_null() && (*cur).info.free_slots < free {
+                prev = cur;
+                cur = (*cur).info.next;
+            }
+            (*a).info.prev = prev;
+            (*a).info.next = cur;
+            if prev.is_null() {
+                self.usable = a;
+            } else {
+                (*prev).info.next = a;
+            }
+            if !cur.is_null() {
+                (*cur).info.prev = a;
+            }
+        }
+    }
+
+    /// Restores the ordering after `a.free_slots` changed (CPython moves the arena along
+    /// the list the same way; the list is short and moves are local in practice).
+    ///
+    /// # Safety
+    /// `a` must be on `usable`.
+    unsafe fn reposition(&mut self, a: *mut Arena) {
+        // SAFETY: `a` is on the list; neighbours are live.
+        unsafe {
+            let free = (*a).info.free_slots;
+            let prev = (*a).info.prev;
+            let next = (*a).info.next;
+            let misplaced = (!prev.is_null() && (*prev).info.free_slots > free)
+                || (!next.is_null() && (*next).info.free_slots < free);
+            if misplaced {
+                self.unlink(a);
+                self.insert_sorted(a);
+            }
+        }
+    }
+
+    /// Claims `n` consecutive slots from the first arena that has them.
+    fn try_claim(&mut self, n: usize) -> Option<(*mut Arena, usize)> {
+        let mut a = self.usable;
+        while !a.is_null() {
+            // SAFETY: arenas on the list are live; the lock is held.
+            unsafe {
+                if (*a).info.free_slots as usize >= n {
+                    if let Some(first) = find_run(&(*a).info.in_use, n) {
+                        set_bits(&mut (*a).info.in_use, first, n, true);
+                        (*a).info.free_slots -= n as u32;
+                        if (*a).info.free_slots == 0 {
+                            self.unlink(a);
+                        } else {
+                            self.reposition(a);
+                        }
+                        return Some((a, first));
+                    }
+                }
+                a = (*a).info.next;
+            }
+        }
+        None
+    }
+
+    /// Marks slots `first..first+n` of `a` free again and keeps the list in order.  Returns
+    /// true when `a` became empty and must be unmapped by the caller (outside the lock);
+    /// otherwise an empty arena is kept as a spare.
+    fn release_slots(&mut self, a: *mut Arena, first: usize, n: usize) -> bool {
+        // SAFETY: lock held (or a private list in tests); `a` is a live arena.
+        unsafe {
+            let was_full = (*a).info.free_slots == 0;
+            set_bits(&mut (*a).info.in_use, first, n, false);
+            (*a).info.free_slots += n as u32;
+            if was_full {
+                self.insert_sorted(a);
+            } else {
+                self.reposition(a);
+            }
+            if (*a).info.free_slots < POOL_SLOTS {
+                return false;
+            }
+            // Every pool is empty: keep it as a spare, or give it back.
+            self.unlink(a);
+            if self.spare_count < SPARE_ARENAS {
+                (*a).info.next = self.spare;
+                self.spare = a;
+                self.spare_count += 1;
+                return false;
+            }
+            self.stats.current -= 1;
+            self.stats.unmapped += 1;
+            true
+        }
+    }
+
+    /// Puts a spare arena back in use, if there is one.
+    fn revive_spare(&mut self) -> bool {
+        let a = self.spare;
+        if a.is_null() {
+            return false;
+        }
+        // SAFETY: spare arenas are live and linked through `info.next` (lock held).
+        unsafe {
+            self.spare = (*a).info.next;
+            self.spare_count -= 1;
+            (*a).info.next = ptr::null_mut();
+            self.insert_sorted(a);
+        }
+        true
+    }
+}
+
+/// Initialises the header of a freshly mapped (zeroed) arena.
+///
+/// # Safety
+/// `a` must point to a fresh zeroed mapping of `ARENA_SIZE` bytes.
+unsafe fn init_arena(a: *mut Arena) {
+    // SAFETY: the mapping is ours; zeroed memory already reads as all-FREE pool entries.
+    unsafe {
+        (*a).info.in_use = [0; SLOTS_PER_ARENA / 64];
+        (*a).info.in_use[0] = 1; // the header slot
+        (*a).info.free_slots = POOL_SLOTS;
+    }
+}
+
+/// Maps and registers a new arena; null when the OS refuses.
+fn new_arena() -> *mut Arena {
+    let base = os::map_arena();
+    if base.is_null() {
+        return ptr::null_mut();
+    }
+    if !ownership::register_arena(base as usize) {
+        // SAFETY: the mapping was just made and never published.
+        unsafe { os::unmap(base, ARENA_SIZE) };
+        return ptr::null_mut();
+    }
+    let a = base.cast::<Arena>();
+    // SAFETY: fresh mapping of ARENA_SIZE bytes.
+    unsafe { init_arena(a) };
+    a
+}
+
+/// Claims a pool of `slots` slots.  Returns None when the OS has no memory to give.
+pub fn claim_pool(slots: usize) -> Option<Claim> {
+    debug_assert!(slots >= 1 && slots <= POOL_SLOTS as usize);
+    loop {
+        {
+            let mut list = ARENAS.lock();
+            if let Some((a, first)) = list.try_claim(slots) {
+                drop(list);
+                return Some(mark_claimed(a, first, slots));
+            }
+            if list.revive_spare() {
+                continue;
+            }
+        }
+        // No room anywhere: map a new arena outside the lock, then offer it to everyone.
+        let a = new_arena();
+        if a.is_null() {
+            return None;
+        }
+        let mut list = ARENAS.lock();
+        list.stats.current += 1;
+        list.stats.mapped += 1;
+        list.stats.peak = list.stats.peak.max(list.stats.current);
+        // SAFETY: `a` is a live arena on no list.
+        unsafe { list.insert_sorted(a) };
+    }
+}
+
+/// Sets up the pool-table entries of slots `first..first+n`, just claimed by us.
+fn mark_claimed(a: *mut Arena, first: usize, n: usize) -> Claim {
+    let head = Arena::entry(a, first);
+    let mut zeroed = true;
+    for i in 0..n {
+        let e = Arena::entry(a, first + i);
+        // SAFETY: the slots were claimed under the lock: their entries are ours alone.
+        unsafe {
+            zeroed &= !(*e).dirty;
+            (*e).dirty = true;
+            (*e).head_back = i as u8;
+            (*e).kind = if i == 0 { kind::HEAD } else { kind::TAIL };
+        }
+    }
+    Claim { pool: head, start: Arena::slot_addr(a, first), zeroed }
+}
+
+/// Returns an empty pool's slots to its arena, and the arena to the OS if it is now empty.
+///
+/// # Safety
+/// `pool` must be the head entry of a pool with no live block, owned by the caller, and
+/// never used again by the caller.
+pub unsafe fn release_pool(pool: *mut Pool) {
+    let base = pool as usize & !ARENA_MASK;
+    let a = base as *mut Arena;
+    let first = (pool as usize - base) / core::mem::size_of::<Pool>();
+    // SAFETY: the caller owns the pool; its entries are ours until the bits are cleared.
+    let n = unsafe { (*pool).slots } as usize;
+    let decommit = n >= MADVISE_MIN_SLOTS;
+    if decommit {
+        // SAFETY: the pool holds no live block; its slots are page aligned.
+        unsafe { os::decommit(Arena::slot_addr(a, first), n * SLOT_SIZE) };
+    }
+    for i in 0..n {
+        let e = Arena::entry(a, first + i);
+        // SAFETY: still ours (bits not yet cleared).
+        unsafe {
+            (*e).kind = kind::FREE;
+            (*e).head_back = 0;
+            if decommit {
+                (*e).dirty = false;
+            }
+        }
+    }
+    let unmap = ARENAS.lock().release_slots(a, first, n);
+    if unmap {
+        ownership::unregister(base, ARENA_SIZE);
+        // SAFETY: the arena is on no list and holds no pool: nobody can reach it.
+        unsafe { os::unmap(base as *mut u8, ARENA_SIZE) };
+    }
+}
+
+/// A snapshot of the arena counters.
+pub fn stats() -> ArenaStats {
+    ARENAS.lock().stats
+}
+
+/// Takes the arena lock before `fork()`, so the child never inherits it held by a thread
+/// that does not exist there.
+pub fn lock_for_fork() {
+    core::mem::forget(ARENAS.lock());
+}
+
+/// Releases the lock taken by `lock_for_fork`, in the parent and in the child.
+///
+/// # Safety
+/// Must follow `lock_for_fork` in the same thread (or its forked child).
+pub unsafe fn unlock_after_fork() {
+    // SAFETY: `lock_for_fork` left the lock held and forgot its guard.
+    unsafe { ARENAS.force_unlock() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_runs_of_clear_bits() {
+        let mut bits = [0u64; 4];
+        bits[0] = 1;
+        assert_eq!(find_run(&bits, 1), Some(1));
+        assert_eq!(find_run(&bits, 64), Some(1));
+        set_bits(&mut bits, 1, 10, true);
+        assert_eq!(find_run(&bits, 1), Some(11));
+        bits[0] = u64::MAX;
+        bits[1] = u64::MAX;
+        assert_eq!(find_run(&bits, 3), Some(128));
+        bits[2] = 0b1010;
+        assert_eq!(find_run(&bits, 2), Some(132));
+        bits = [u64::MAX; 4];
+        assert_eq!(find_run(&bits, 1), None);
+        bits[3] = 1 << 63;
+        assert_eq!(find_run(&bits, 63), Some(192));
+        assert_eq!(find_run(&bits, 64), None);
+    }
+
+    /// Builds a private list of fake arenas (only their headers) to test the ordering.
+    #[test]
+    fn list_keeps_most_used_arenas_first() {
+        let mut list = ArenaList {
+            usable: ptr::null_mut(),
+            spare: ptr::null_mut(),
+            spare_count: 0,
+            stats: ArenaStats::default(),
+        };
+        let mem = os::map(4 * SLOT_SIZE);
+        let arenas: [*mut Arena; 4] =
+            core::array::from_fn(|i| (mem as usize + i * SLOT_SIZE) as *mut Arena);
+        for (i, &a) in arenas.iter().enumerate() {
+            // SAFETY: each header is a fresh zeroed slot-sized piece of the mapping.
+            unsafe {
+                init_arena(a);
+                (*a).info.free_slots = [200, 10, 100, 50][i];
+                list.insert_sorted(a);
+            }
+        }
+        let order = |list: &ArenaList| {
+            let mut v = [0u32; 4];
+            let mut a = list.usable;
+            let mut i = 0;
+            while !a.is_null() {
+                // SAFETY: the fake arenas are live for the whole test.
+                unsafe {
+                    v[i] = (*a).info.free_slots;
+                    a = (*a).info.next;
+                }
+                i += 1;
+            }
+            v
+        };
+        assert_eq!(order(&list), [10, 50, 100, 200]);
+        // SAFETY: arenas[1] is on the list.
+        unsafe {
+            (*arenas[1]).info.free_slots = 150;
+            list.reposition(arenas[1]);
+        }
+        assert_eq!(order(&list), [50, 100, 150, 200]);
+        // SAFETY: arenas[0] is on the list.
+        unsafe {
+            (*arenas[0]).info.free_slots = 1;
+            list.reposition(arenas[0]);
+        }
+        assert_eq!(order(&list), [1, 50, 100, 150]);
+        // SAFETY: arenas[2] is on the list.
+        unsafe { list.unlink(arenas[2]) };
+        assert_eq!(order(&list), [1, 50, 150, 0]);
+        // SAFETY: the mapping was made above and the list is dropped.
+        unsafe { os::unmap(mem, 4 * SLOT_SIZE) };
+    }
+
+    #[test]
+    fn pools_fill_the_most_used_arena_and_empty_arenas_are_released() {
+        // A private list of three fresh arenas, so other tests cannot interfere.
+        let mut list = ArenaList {
+            usable: ptr::null_mut(),
+            spare: ptr::null_mut(),
+            spare_count: 0,
+            stats: ArenaStats { current: 3, peak: 3, mapped: 3, unmapped: 0 },
+        };
+        let arenas: [*mut Arena; 3] = core::array::from_fn(|_| new_arena());
+        for &a in &arenas {
+            assert!(!a.is_null());
+            assert_eq!(ownership::lookup(a as usize + 5 * SLOT_SIZE), ownership::Region::Arena(a as usize));
+            // SAFETY: fresh arena on no list.
+            unsafe { list.insert_sorted(a) };
+        }
+        // One small pool makes its arena the most used: the next claims go there first.
+        let (first_arena, slot) = list.try_claim(1).unwrap();
+        assert_eq!(slot, 1);
+        let (a, s) = list.try_claim(63).unwrap();
+        assert_eq!((a, s), (first_arena, 2), "claims prefer the most used arena");
+        let mut claims = std::vec::Vec::new();
+        claims.push((first_arena, 1, 1));
+        claims.push((a, s, 63));
+        // Fill everything with 63-slot pools: 4 fit in an arena (3 in the first one).
+        while let Some((a, s)) = list.try_claim(63) {
+            claims.push((a, s, 63));
+        }
+        assert_eq!(claims.len(), 2 + 3 + 4 + 4);
+        assert!(list.try_claim(63).is_none());
+        let mut unmapped = 0;
+        for &(a, s, n) in &claims {
+            if list.release_slots(a, s, n) {
+                unmapped += 1;
+            }
+        }
+        // All three emptied: SPARE_ARENAS kept, the rest handed back for unmapping.
+        assert_eq!(unmapped, 3 - SPARE_ARENAS);
+        assert_eq!(list.spare_count, SPARE_ARENAS);
+        assert!(list.usable.is_null());
+        assert_eq!(list.stats.unmapped, 3 - SPARE_ARENAS);
+        for &a in &arenas {
+            ownership::unregister(a as usize, ARENA_SIZE);
+            // SAFETY: the private list is dropped; the arenas were never shared.
+            unsafe { os::unmap(a.cast(), ARENA_SIZE) };
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Tunables and layout constants, with the compile-time checks that keep them consistent.
+//!
+//! Everything here is a `const`: the layout is fixed at build time so that the hot paths
+//! compile to shifts and masks.  Nothing in this module calls anything.
+//!
+//! ## Why these sizes (4 KiB-page Linux, x86-64 and aarch64)
+//!
+//! * **Slot (16 KiB)** — the unit an arena is carved into, and the size of a small pool.
+//!   CPython 3.10+ moved from 4 KiB to 16 KiB pools: with 4 KiB pools the 512-byte class
+//!   wastes a block in every pool and the per-pool bookkeeping shows up in profiles.  16 KiB
+//!   is four 4 KiB pages (so an empty pool can be given back with `madvise` on page
+//!   boundaries) and one 16 KiB page on aarch64 kernels configured that way.
+//! * **Arena (4 MiB)** — CPython uses 1 MiB arenas for ≤512 B objects only.  Here arenas also
+//!   hold medium pools up to 1 MiB (one 1 MiB block), so the arena must hold several of
+//!   those; 4 MiB keeps the header (one slot, 0.4 %) small and the number of `mmap`s low,
+//!   while an idle arena costs address space, not memory: untouched pages are never faulted in.
+//!   Arenas are aligned to their size, so `ptr & !ARENA_MASK` finds the header in O(1).
+//! * **Medium limit (1 MiB)** — requests up to 1 MiB are served from pools with no system call
+//!   in steady state; above it a request gets its own `mmap`, where the cost of the system call
+//!   is small next to the cost of touching that much memory.
+
+/// log2 of the slot (and small-pool) size.
+pub const SLOT_SHIFT: usize = 14;
+/// Size of one arena slot, the granule in which pools are carved from arenas.
+pub const SLOT_SIZE: usize = 1 << SLOT_SHIFT;
+
+/// log2 of the arena size.
+pub const ARENA_SHIFT: usize = 22;
+/// Size (and alignment) of an arena.
+pub const ARENA_SIZE: usize = 1 << ARENA_SHIFT;
+/// `addr & ARENA_MASK` is the offset of `addr` inside its arena.
+pub const ARENA_MASK: usize = ARENA_SIZE - 1;
+/// Slots per arena; slot 0 holds the arena header and the pool table.
+pub const SLOTS_PER_ARENA: usize = ARENA_SIZE / SLOT_SIZE;
+
+/// The page size the layout assumes.  Checked against `sysconf` at start-up: on a kernel
+/// with larger pages everything still works, only `madvise` releases less.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Alignment of every block (what glibc guarantees: `alignof(max_align_t)`).
+pub const MIN_ALIGN: usize = 16;
+
+/// Requests up to this size use the small classes (16 bytes apart), as in pymalloc.
+pub const SMALL_MAX: usize = 512;
+/// Requests up to this size use pools; above it they are mapped directly (see `large.rs`).
+pub const MEDIUM_MAX: usize = 1 << 20;
+/// Medium classes per power of two: 8 keeps internal waste under 1/9 of the block.
+pub const MEDIUM_CLASSES_PER_DOUBLING: usize = 8;
+
+/// Most slots a single pool may span (a 1 MiB pool).
+pub const MAX_POOL_SLOTS: usize = 64;
+
+/// Empty arenas kept mapped (not returned to the OS) against alloc/free thrash at an arena
+/// boundary, as CPython's arena logic warns about.  Each costs at most 4 MiB of address
+/// space and only as much memory as it had touched.
+pub const SPARE_ARENAS: usize = 1;
+
+/// An empty pool spanning at least this many slots has its pages given back with
+/// `madvise(MADV_DONTNEED)` when it returns to its arena; smaller ones are reused dirty.
+pub const MADVISE_MIN_SLOTS: usize = 4;
+
+/// Address bits covered by the ownership map (x86-64 and aarch64 user space, 4-level paging).
+pub const ADDRESS_BITS: usize = 48;
+
+const _: () = assert!(ARENA_SIZE % SLOT_SIZE == 0);
+const _: () = assert!(SLOT_SIZE % PAGE_SIZE == 0);
+const _: () = assert!(SLOTS_PER_ARENA == 256, "pool table and slot bitmap are sized for 256 slots");
+const _: () = assert!(MAX_POOL_SLOTS * SLOT_SIZE >= MEDIUM_MAX);
+const _: () = assert!(MAX_POOL_SLOTS < SLOTS_PER_ARENA);
+const _: () = assert!(SMALL_MAX % MIN_ALIGN == 0);

@@ -1,0 +1,421 @@
+//! Thread heaps: per-thread `usedpools`, the allocation and free fast paths, and the slow
+//! paths behind them.
+//!
+//! Each thread allocates from its own `Heap`, so the fast paths take no lock and no atomic
+//! read-modify-write:
+//!
+//! ```text
+//!  alloc(class):  pool = usedpools[class]            free(b) by the owner:
+//!                 b = pool.free; if b == null → slow    b.next = pool.free; pool.free = b
+//!                 pool.free = b.next; used += 1         used -= 1
+//!                 return b                              if used == 0 or pool was full → slow
+//! ```
+//!
+//! `usedpools[class]` is never null: a class with no pool points at `EMPTY_POOL`, a static
+//! pool with nothing to give, so the fast path needs no null test (mimalloc's trick).
+//!
+//! The slow path (`alloc_generic`) first collects blocks other threads freed into this
+//! heap (`remote.rs`), then carves a never-used block from the first pool, retires pools
+//! that are exhausted (state *full*), and finally claims a new pool from the arenas.
+//!
+//! An empty pool goes back to its arena, except when it is the only pool of its class in
+//! this heap: then it stays, so a loop that allocates and frees one block does not claim
+//! and release a pool (taking the arena lock) on every iteration.
+
+use core::ptr;
+
+use crate::arena;
+use crate::config::ARENA_MASK;
+use crate::pool::{state, Block, Pool};
+use crate::remote::RemoteFree;
+use crate::size_class::{CLASSES, CLASS_SLOTS};
+
+/// A thread's heap.  Lives in memory from `thread.rs`'s registry and is never unmapped.
+#[repr(C)]
+pub struct Heap {
+    /// Per class, the first pool with a block to give, or `EMPTY_POOL`.  Pools of a class
+    /// are doubly linked through `Pool::next`/`prev`; a pool is on its list iff it is in
+    /// state *used*.
+    usedpools: [*mut Pool; CLASSES],
+    /// Blocks freed into this heap's pools by other threads.
+    pub remote: RemoteFree,
+    /// Registry links (guarded by the registry lock).
+    pub next_all: *mut Heap,
+    pub next_abandoned: *mut Heap,
+}
+
+/// The pool every empty `usedpools` entry points at.  Nothing is ever written to it: the
+/// slow path checks for it before touching a pool.
+struct EmptyPool(core::cell::UnsafeCell<Pool>);
+// SAFETY: EMPTY_POOL is never written, so sharing it between threads is sound.
+unsafe impl Sync for EmptyPool {}
+
+static EMPTY_POOL: EmptyPool = EmptyPool(core::cell::UnsafeCell::new(Pool {
+    free: ptr::null_mut(),
+    used: 0,
+    block_size: 0,
+    bump: 0,
+    limit: 0,
+    next: ptr::null_mut(),
+    prev: ptr::null_mut(),
+    owner: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+    start: ptr::null_mut(),
+    class: 0,
+    slots: 0,
+    kind: crate::pool::kind::FREE,
+    head_back: 0,
+    state: state::FULL,
+    zeroed: false,
+    dirty: false,
+}));
+
+#[inline(always)]
+fn empty_pool() -> *mut Pool {
+    EMPTY_POOL.0.get()
+}
+
+impl Heap {
+    /// Initialises a heap in place (heaps live in raw memory, never on the stack).
+    ///
+    /// # Safety
+    /// `this` must point to writable memory of `size_of::<Heap>()` bytes, suitably aligned.
+    pub unsafe fn init(this: *mut Heap) {
+        // SAFETY: the caller gives us the memory; every field is written before use.
+        unsafe {
+            for c in 0..CLASSES {
+                (*this).usedpools[c] = empty_pool();
+            }
+            ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
+            (*this).next_all = ptr::null_mut();
+            (*this).next_abandoned = ptr::null_mut();
+        }
+    }
+
+    /// Allocates a block of `class`.  Null only when the OS is out of memory.
+    #[inline(always)]
+    pub fn alloc(&mut self, class: usize) -> *mut u8 {
+        // SAFETY: `class < CLASSES` (from size_class); usedpools entries are valid pools.
+        let pool = unsafe { &mut **self.usedpools.get_unchecked(class) };
+        let b = pool.pop_free();
+        if !b.is_null() {
+            return b.cast();
+        }
+        self.alloc_generic(class).0.cast()
+    }
+
+    /// Allocates a zero-filled block of `class` (for calloc): recycled blocks are cleared,
+    /// never-used blocks of a pool that started zeroed are not touched.
+    pub fn alloc_zeroed(&mut self, class: usize) -> *mut u8 {
+        let (b, zero) = {
+            // SAFETY: as in `alloc`.
+            let pool = unsafe { &mut **self.usedpools.get_unchecked(class) };
+            let b = pool.pop_free();
+            if !b.is_null() {
+                (b, false)
+            } else {
+                self.alloc_generic(class)
+            }
+        };
+        if !b.is_null() && !zero {
+            // SAFETY: the block is ours and `size_of_class(class)` bytes long.
+            unsafe { ptr::write_bytes(b.cast::<u8>(), 0, crate::size_class::size_of_class(class)) };
+        }
+        b.cast()
+    }
+
+    /// The slow path: collect remote frees, carve fresh blocks, retire full pools, claim a
+    /// new pool.  Returns the block and whether its memory is known to be zero.
+    #[cold]
+    #[inline(never)]
+    fn alloc_generic(&mut self, class: usize) -> (*mut Block, bool) {
+        self.collect_remote();
+        loop {
+            let pool = self.usedpools[class];
+            if pool == empty_pool() {
+                break;
+            }
+            // SAFETY: pools on our lists are ours and live.
+            let pool = unsafe { &mut *pool };
+            let b = pool.pop_free();
+            if !b.is_null() {
+                return (b, false);
+            }
+            let b = pool.pop_fresh();
+            if !b.is_null() {
+                return (b, pool.zeroed);
+            }
+            // Exhausted: the pool becomes full and leaves the list until a block comes back.
+            self.unlink(pool);
+            pool.state = state::FULL;
+        }
+        let Some(claim) = arena::claim_pool(CLASS_SLOTS[class] as usize) else {
+            return (ptr::null_mut(), false);
+        };
+        // SAFETY: the claim is ours alone; `start` is its first byte.
+        let pool = unsafe {
+            (*claim.pool).init(class, claim.start, self, claim.zeroed);
+            &mut *claim.pool
+        };
+        self.push_front(pool);
+        (pool.pop_fresh(), pool.zeroed)
+    }
+
+    /// Frees `b`, a block of `pool`, which this heap owns.
+    ///
+    /// # Safety
+    /// `pool` must be owned by this heap and `b` a handed-out block of it.
+    #[inline(always)]
+    pub unsafe fn free_local(&mut self, pool: *mut Pool, b: *mut Block) {
+        // SAFETY: the caller guarantees ownership and that `b` is live in `pool`.
+        let pool = unsafe { &mut *pool };
+        // SAFETY: as above.
+        unsafe { pool.push_free(b) };
+        if pool.used == 0 || pool.state == state::FULL {
+            self.free_generic(pool);
+        }
+    }
+
+    /// A free changed the pool's state: full → used, or → empty.
+    #[cold]
+    #[inline(never)]
+    fn free_generic(&mut self, pool: &mut Pool) {
+        if pool.state == state::FULL {
+            pool.state = state::USED;
+            self.push_front(pool);
+        }
+        if pool.used == 0 {
+            self.pool_emptied(pool);
+        }
+    }
+
+    /// An empty pool returns to its arena unless it is the last of its class here.
+    fn pool_emptied(&mut self, pool: &mut Pool) {
+        let only_one = self.usedpools[pool.class as usize] == pool as *mut Pool && pool.next.is_null();
+        if only_one {
+            return;
+        }
+        self.unlink(pool);
+        // SAFETY: the pool is empty, ours, and now on no list.
+        unsafe { arena::release_pool(pool) };
+    }
+
+    /// Frees every block other threads gave back to this heap.
+    pub fn collect_remote(&mut self) {
+        let mut b = self.remote.take_all();
+        while !b.is_null() {
+            // SAFETY: blocks on our remote stack are live blocks of pools we own; their
+            // link was written by the pushing thread before its Release CAS.
+            unsafe {
+                let next = (*b).next;
+                let pool = arena::pool_of(b as usize & !ARENA_MASK, b as usize);
+                match pool {
+                    Some(pool) => self.free_local(pool, b),
+                    None => crate::diag::fatal("remote free list holds a block outside any pool"),
+                }
+                b = next;
+            }
+        }
+    }
+
+    /// Before the heap is abandoned (its thread exits): collect remote frees and return
+    /// every empty pool, so a dead thread holds only pools with live blocks.
+    pub fn prepare_to_abandon(&mut self) {
+        self.collect_remote();
+        for class in 0..CLASSES {
+            let mut p = self.usedpools[class];
+            while p != empty_pool() {
+                // SAFETY: pools on our lists are ours and live.
+                let pool = unsafe { &mut *p };
+                let next = if pool.next.is_null() { empty_pool() } else { pool.next };
+                if pool.used == 0 {
+                    self.unlink(pool);
+                    // SAFETY: empty, ours, on no list.
+                    unsafe { arena::release_pool(pool) };
+                }
+                p = next;
+            }
+        }
+    }
+
+    fn push_front(&mut self, pool: &mut Pool) {
+        let class = pool.class as usize;
+        let head = self.usedpools[class];
+        pool.prev = ptr::null_mut();
+        if head == empty_pool() {
+            pool.next = ptr::null_mut();
+        } else {
+            pool.next = head;
+            // SAFETY: `head` is a live pool on our list.
+            unsafe { (*head).prev = pool };
+        }
+        self.usedpools[class] = pool;
+    }
+
+    fn unlink(&mut self, pool: &mut Pool) {
+        let class = pool.class as usize;
+        // SAFETY: neighbours on our list are live pools of ours.
+        unsafe {
+            if pool.prev.is_null() {
+                self.usedpools[class] = if pool.next.is_null() { empty_pool() } else { pool.next };
+            } else {
+                (*pool.prev).next = pool.next;
+            }
+            if !pool.next.is_null() {
+                (*pool.next).prev = pool.prev;
+            }
+        }
+        pool.next = ptr::null_mut();
+        pool.prev = ptr::null_mut();
+    }
+
+    /// Number of pools on `class`'s used list (for statistics and tests).
+    pub fn used_pool_count(&self, class: usize) -> usize {
+        let mut n = 0;
+        let mut p = self.usedpools[class];
+        while p != empty_pool() && !p.is_null() {
+            n += 1;
+            // SAFETY: pools on our lists are live.
+            p = unsafe { (*p).next };
+        }
+        n
+    }
+
+    /// Checks the list invariants of every class (tests and debug builds).
+    pub fn is_valid(&self) -> bool {
+        for class in 0..CLASSES {
+            let mut prev: *mut Pool = ptr::null_mut();
+            let mut p = self.usedpools[class];
+            while p != empty_pool() && !p.is_null() {
+                // SAFETY: pools on our lists are live.
+                let pool = unsafe { &*p };
+                let owner = pool.owner.load(core::sync::atomic::Ordering::Relaxed);
+                if pool.prev != prev
+                    || pool.class as usize != class
+                    || pool.state != state::USED
+                    || owner != self as *const Heap as *mut Heap
+                    || !pool.is_valid()
+                {
+                    return false;
+                }
+                prev = p;
+                p = pool.next;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::size_class::{class_of, size_of_class};
+
+    fn new_heap() -> *mut Heap {
+        let mem = crate::os::map(core::mem::size_of::<Heap>());
+        let h = mem.cast::<Heap>();
+        // SAFETY: fresh mapping of the right size.
+        unsafe { Heap::init(h) };
+        h
+    }
+
+    fn pool_of_block(b: *mut u8) -> *mut Pool {
+        arena::pool_of(b as usize & !ARENA_MASK, b as usize).expect("block in a pool")
+    }
+
+    #[test]
+    fn allocates_distinct_blocks_and_reuses_freed_ones() {
+        // SAFETY: the heap is private to this test thread.
+        let heap = unsafe { &mut *new_heap() };
+        let class = class_of(40);
+        let mut blocks = std::vec::Vec::new();
+        for i in 0..5000usize {
+            let b = heap.alloc(class);
+            assert!(!b.is_null());
+            assert_eq!(b as usize % 16, 0);
+            // SAFETY: the block is ours and 48 bytes long.
+            unsafe { ptr::write_bytes(b, (i % 251) as u8, size_of_class(class)) };
+            blocks.push(b);
+        }
+        let mut sorted = blocks.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), blocks.len(), "a block was handed out twice");
+        // 5000 blocks of 48 B need several 16 KiB pools; all but the current head are full.
+        assert!(heap.is_valid());
+        let last = blocks[4999];
+        let pool = pool_of_block(last);
+        // SAFETY: the block is a live block of `pool`, owned by `heap`.
+        unsafe { heap.free_local(pool, last.cast()) };
+        assert_eq!(heap.alloc(class), last, "the most recently freed block comes back first");
+        for &b in &blocks {
+            // SAFETY: each block is live and owned by `heap`.
+            unsafe { heap.free_local(pool_of_block(b), b.cast()) };
+        }
+        assert!(heap.is_valid());
+        // Everything freed: all pools but one went back to the arenas.
+        assert_eq!(heap.used_pool_count(class), 1);
+    }
+
+    #[test]
+    fn full_pools_leave_the_list_and_return_when_a_block_is_freed() {
+        // SAFETY: private heap.
+        let heap = unsafe { &mut *new_heap() };
+        let class = class_of(1 << 20); // one block per pool
+        let a = heap.alloc(class);
+        let b = heap.alloc(class);
+        assert!(!a.is_null() && !b.is_null() && a != b);
+        // Allocating `b` found `a`'s pool exhausted: it is full and off the list.
+        // SAFETY: the pool entry is live.
+        assert_eq!(unsafe { (*pool_of_block(a)).state }, state::FULL);
+        assert!(heap.is_valid());
+        // SAFETY: live block of ours.
+        unsafe { heap.free_local(pool_of_block(a), a.cast()) };
+        assert!(heap.is_valid());
+        // SAFETY: live block of ours.
+        unsafe { heap.free_local(pool_of_block(b), b.cast()) };
+        assert!(heap.is_valid());
+        assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
+        heap.prepare_to_abandon();
+        assert_eq!(heap.used_pool_count(class), 0, "abandoning returns empty pools");
+    }
+
+    #[test]
+    fn zeroed_allocation_clears_recycled_blocks() {
+        // SAFETY: private heap.
+        let heap = unsafe { &mut *new_heap() };
+        let class = class_of(200);
+        let b = heap.alloc(class);
+        // SAFETY: ours, 208 bytes.
+        unsafe { ptr::write_bytes(b, 0xAB, size_of_class(class)) };
+        // SAFETY: live block of ours.
+        unsafe { heap.free_local(pool_of_block(b), b.cast()) };
+        let z = heap.alloc_zeroed(class);
+        assert_eq!(z, b);
+        // SAFETY: ours, 208 bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(z, size_of_class(class)) };
+        assert!(bytes.iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn remote_frees_are_collected_by_the_owner() {
+        let heap_ptr = new_heap();
+        // SAFETY: private heap, used by this thread only except through `remote`.
+        let heap = unsafe { &mut *heap_ptr };
+        let class = class_of(64);
+        let blocks: std::vec::Vec<usize> = (0..1000).map(|_| heap.alloc(class) as usize).collect();
+        let h = heap_ptr as usize;
+        std::thread::spawn(move || {
+            for &b in &blocks {
+                // SAFETY: the remote stack is designed for other threads' pushes.
+                unsafe { (*(h as *mut Heap)).remote.push(b as *mut Block) };
+            }
+        })
+        .join()
+        .unwrap();
+        heap.collect_remote();
+        assert!(heap.is_valid());
+        assert_eq!(heap.used_pool_count(class), 1);
+        // SAFETY: the pool entry is live.
+        assert_eq!(unsafe { (*heap.usedpools[class]).used }, 0);
+    }
+}

@@ -1,0 +1,209 @@
+//! Large blocks: requests above `MEDIUM_MAX` (1 MiB), or aligned beyond what a pool can
+//! give, each in a mapping of its own.
+//!
+//! ```text
+//!  base (aligned to max(ARENA_SIZE, align))                      base + len
+//!  ┌──────────────┬─────────────────┬───────────────────────────────┐
+//!  │ LargeHeader  │ (untouched gap  │ user block, page-granular     │
+//!  │ first page   │  when aligned)  │                               │
+//!  └──────────────┴─────────────────┴───────────────────────────────┘
+//!                 user = base + max(PAGE_SIZE, align)
+//! ```
+//!
+//! The mapping starts on a 4 MiB boundary so the ownership map can record it (every chunk
+//! it covers points at its header), and the header sits in its first page, away from the
+//! user's block.  A mapping is never shared, so `free` is one `munmap` and `realloc` can
+//! grow in place or move the pages with `mremap` instead of copying them.  Fresh mappings
+//! read as zero: `calloc` of a large block touches nothing.
+
+use crate::config::{ARENA_SIZE, PAGE_SIZE};
+use crate::diag;
+use crate::os::{self, round_up};
+use crate::ownership;
+
+/// The record at the start of every large mapping.
+#[repr(C)]
+struct LargeHeader {
+    /// Length of the whole mapping, header included.
+    len: usize,
+    /// The address handed to the user.
+    user: usize,
+    /// Alignment of the mapping's base.
+    base_align: usize,
+}
+
+fn layout(size: usize, align: usize) -> Option<(usize, usize)> {
+    let offset = align.max(PAGE_SIZE);
+    let len = round_up(size, PAGE_SIZE)?.checked_add(offset)?;
+    if len > isize::MAX as usize {
+        return None;
+    }
+    Some((offset, len))
+}
+
+/// Maps a large block of `size` bytes aligned to `align` (a power of two).  Null on failure.
+pub fn alloc(size: usize, align: usize) -> *mut u8 {
+    let Some((offset, len)) = layout(size, align) else { return core::ptr::null_mut() };
+    let base_align = align.max(ARENA_SIZE);
+    let base = os::map_aligned(len, base_align);
+    if base.is_null() {
+        return base;
+    }
+    let h = base.cast::<LargeHeader>();
+    // SAFETY: `base` is a fresh mapping of `len ≥ PAGE_SIZE` bytes.
+    unsafe { h.write(LargeHeader { len, user: base as usize + offset, base_align }) };
+    if !ownership::register_large(base as usize, len) {
+        // SAFETY: never published.
+        unsafe { os::unmap(base, len) };
+        return core::ptr::null_mut();
+    }
+    (base as usize + offset) as *mut u8
+}
+
+/// The header of the large block `p` inside the mapping at `base`, after checking that `p`
+/// is that block's start; aborts with a diagnostic naming `func` otherwise.
+fn checked_header(base: usize, p: *mut u8, func: &str) -> *mut LargeHeader {
+    let h = base as *mut LargeHeader;
+    // SAFETY: the ownership map says a live large mapping starts at `base`.
+    let (len, user) = unsafe { ((*h).len, (*h).user) };
+    if p as usize != user {
+        if (p as usize) < base + len {
+            diag::misuse(func, p, "pointer into a large block, not the start of one");
+        }
+        diag::misuse(func, p, "pointer not allocated by arenalloc");
+    }
+    h
+}
+
+/// True when `p` lies inside the large mapping at `base` (the rest of its last 4 MiB chunk
+/// may hold somebody else's mapping).
+pub fn contains(base: usize, p: usize) -> bool {
+    // SAFETY: the ownership map says a live large mapping starts at `base`.
+    let len = unsafe { (*(base as *const LargeHeader)).len };
+    p >= base && p < base + len
+}
+
+/// Usable bytes of the large block `p`.
+pub fn usable_size(base: usize, p: *mut u8, func: &str) -> usize {
+    let h = checked_header(base, p, func);
+    // SAFETY: checked: a live header.
+    unsafe { base + (*h).len - (*h).user }
+}
+
+/// Unmaps the large block `p`.
+pub fn free(base: usize, p: *mut u8) {
+    let h = checked_header(base, p, "free");
+    // SAFETY: checked: a live header.
+    let len = unsafe { (*h).len };
+    ownership::unregister(base, len);
+    // SAFETY: the mapping is the user's block being freed; nobody may use it any more.
+    unsafe { os::unmap(base as *mut u8, len) };
+}
+
+/// Resizes the large block `p` to `size` bytes, keeping its alignment: shrinks or grows the
+/// mapping in place when it can, else moves its pages with `mremap`.  Returns the block's
+/// new address, or null (the block unchanged) when there is no memory.
+pub fn realloc(base: usize, p: *mut u8, size: usize) -> *mut u8 {
+    let h = checked_header(base, p, "realloc");
+    // SAFETY: checked: a live header.
+    let (old_len, user, base_align) = unsafe { ((*h).len, (*h).user, (*h).base_align) };
+    let offset = user - base;
+    let Some(new_len) = round_up(size, PAGE_SIZE).and_then(|s| s.checked_add(offset)) else {
+        return core::ptr::null_mut();
+    };
+    if new_len == old_len {
+        return p;
+    }
+    // SAFETY (all mremap calls below): `[base, base+old_len)` is exactly this block's mapping.
+    if new_len < old_len {
+        if unsafe { os::remap_in_place(base as *mut u8, old_len, new_len) } {
+            ownership::unregister(base, old_len);
+            ownership::register_large(base, new_len); // leaves already exist: cannot fail
+            // SAFETY: header page is still mapped.
+            unsafe { (*h).len = new_len };
+        }
+        return p; // a failed shrink leaves a bigger block: still correct
+    }
+    if unsafe { os::remap_in_place(base as *mut u8, old_len, new_len) } {
+        if ownership::register_large(base, new_len) {
+            // SAFETY: the header page is unchanged.
+            unsafe { (*h).len = new_len };
+            return p;
+        }
+        // SAFETY: shrinking back what we just grew.
+        unsafe { os::remap_in_place(base as *mut u8, new_len, old_len) };
+        return core::ptr::null_mut();
+    }
+    // Move: reserve a suitably aligned destination, then let mremap move the pages there.
+    let dst = os::map_aligned(new_len, base_align);
+    if dst.is_null() {
+        return dst;
+    }
+    if !ownership::register_large(dst as usize, new_len) {
+        // SAFETY: never published.
+        unsafe { os::unmap(dst, new_len) };
+        return core::ptr::null_mut();
+    }
+    // The old range's map entries must go before the pages move, while they still name it.
+    if !unsafe { os::remap_to(base as *mut u8, old_len, new_len, dst) } {
+        ownership::unregister(dst as usize, new_len);
+        // SAFETY: our unused reservation.
+        unsafe { os::unmap(dst, new_len) };
+        return core::ptr::null_mut();
+    }
+    ownership::unregister(base, old_len);
+    let nh = dst.cast::<LargeHeader>();
+    // SAFETY: the header moved with the pages.
+    unsafe {
+        (*nh).len = new_len;
+        (*nh).user = dst as usize + offset;
+    }
+    (dst as usize + offset) as *mut u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ownership::Region;
+
+    fn base_of(p: *mut u8) -> usize {
+        match ownership::lookup(p as usize) {
+            Region::Large(b) => b,
+            r => panic!("{p:?} is {r:?}"),
+        }
+    }
+
+    #[test]
+    fn alloc_is_registered_aligned_and_zeroed() {
+        for align in [16, PAGE_SIZE, 1 << 16, ARENA_SIZE, 2 * ARENA_SIZE] {
+            let p = alloc(3 << 20, align);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align.max(PAGE_SIZE), 0);
+            let base = base_of(p);
+            assert!(usable_size(base, p, "test") >= 3 << 20);
+            // SAFETY: 3 MiB block of ours.
+            let s = unsafe { core::slice::from_raw_parts_mut(p, 3 << 20) };
+            assert!(s.iter().step_by(4096).all(|&b| b == 0));
+            s[(3 << 20) - 1] = 1;
+            free(base, p);
+            assert_eq!(ownership::lookup(p as usize), Region::Foreign);
+        }
+    }
+
+    #[test]
+    fn realloc_keeps_contents_when_growing_and_shrinking() {
+        let mut p = alloc(2 << 20, 16);
+        // SAFETY: 2 MiB block of ours.
+        unsafe { core::ptr::write_bytes(p, 0x5A, 2 << 20) };
+        for size in [5 << 20, 20 << 20, 3 << 20, 64 << 20] {
+            p = realloc(base_of(p), p, size);
+            assert!(!p.is_null());
+            let base = base_of(p);
+            assert!(usable_size(base, p, "test") >= size);
+            // SAFETY: the first 2 MiB are the original contents.
+            let s = unsafe { core::slice::from_raw_parts(p, 2 << 20) };
+            assert!(s.iter().step_by(997).all(|&b| b == 0x5A));
+        }
+        free(base_of(p), p);
+    }
+}

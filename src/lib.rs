@@ -1,0 +1,90 @@
+//! # arenalloc — CPython's small-object allocator, grown into a complete malloc
+//!
+//! arenalloc exports the C allocation ABI (`malloc`, `free`, `calloc`, `realloc`, the
+//! aligned family, `malloc_usable_size`) and CPython's `PyMem_*`/`PyObject_*` family, to be
+//! preloaded under existing programs or linked into new ones.
+//!
+//! ## Layers (top to bottom, one module each)
+//!
+//! ```text
+//!  ffi/          C ABI shells: argument checks, errno            malloc(n) / free(p)
+//!   │
+//!  alloc.rs      dispatch: size → class or large; pointer → pool or large; local or remote
+//!   │
+//!  thread.rs     which heap this thread uses; thread exit; fork; initialisation
+//!  heap.rs       a thread's usedpools[class] lists; fast paths; slow paths
+//!  remote.rs     lock-free stack of blocks freed by other threads
+//!   │
+//!  size_class.rs request size → class (16 B steps to 512 B, then 8 per doubling to 1 MiB)
+//!  pool.rs       a pool: blocks of one class, free list + never-used tail
+//!  arena.rs      4 MiB arenas carved into 16 KiB slots; the global arena list (spinlock)
+//!  large.rs      > 1 MiB: one mapping per block, mremap for realloc
+//!  ownership.rs  address → arena / large mapping / not ours, in O(1)
+//!   │
+//!  os.rs         every system call: mmap, munmap, madvise, mremap, write(2)
+//! ```
+//!
+//! ## Glossary
+//! * **block** — what `malloc` returns.  Blocks of a pool all have its class's size.
+//! * **slot** — a 16 KiB piece of an arena; pools are made of whole slots.
+//! * **pool** — one or more consecutive slots of an arena, carved into blocks of one size
+//!   class and owned by one thread heap.  Its header is an entry in its arena's pool table.
+//! * **arena** — a 4 MiB, 4 MiB-aligned mapping; slot 0 holds the arena header and pool table.
+//! * **heap** — one per thread: per size class, the list of that thread's pools that have a
+//!   free block (`usedpools`, as in CPython), and a stack of blocks other threads freed.
+//! * **large block** — a request above 1 MiB (or over-aligned), in a mapping of its own.
+//!
+//! ## What happens on malloc / free
+//! `malloc(n)` finds the class of `n`, then pops a block off the free list of the first
+//! pool in this thread's `usedpools[class]`: no lock, no atomic operation.  When that list
+//! is empty, the slow path collects blocks freed by other threads, carves a never-used
+//! block, or claims a fresh pool from the arenas (taking the arena-list spinlock once per
+//! pool, not per block).
+//!
+//! `free(p)` looks `p` up in the ownership map (never trusting a pointer it did not hand
+//! out), finds the pool header through the arena's pool table, and pushes the block on the
+//! pool's free list when the calling thread owns the pool, or on the owner heap's remote
+//! stack otherwise.  An empty pool goes back to its arena; an empty arena goes back to the
+//! OS (a few are kept, see `config::SPARE_ARENAS`).
+//!
+//! ## Rules every module lives by
+//! * Nothing allocates through malloc (we *are* malloc): no `Vec`, `Box`, `String`,
+//!   `format!`, no std I/O, no lazily initialised or `Drop` thread locals.  Memory for our
+//!   own structures comes straight from `os::map`.
+//! * Nothing panics on the allocation paths; `panic = "abort"` in every profile anyway.
+//! * Every `unsafe` block says why it is sound in a `// SAFETY:` comment.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::missing_safety_doc)] // the C-facing docs live in the header comments
+
+pub mod alloc;
+pub mod arena;
+pub mod config;
+pub mod diag;
+pub mod heap;
+pub mod large;
+pub mod os;
+pub mod ownership;
+pub mod pool;
+pub mod remote;
+pub mod size_class;
+pub mod thread;
+
+// The C ABI is left out of unit-test builds: a test binary exporting `malloc` would route
+// the test harness's own allocations through the code under test.
+#[cfg(not(test))]
+pub mod ffi;
+
+/// Runs when the library is loaded.  Initialisation does not depend on it (malloc may be
+/// called before it runs); it does the parts that may themselves call malloc, which are
+/// safe only once the allocator works: `pthread_atfork` and the PyMem `dlsym` lookups.
+#[cfg(not(test))]
+#[ctor::ctor]
+fn arenalloc_constructor() {
+    thread::ensure_init();
+    thread::install_fork_handlers();
+    ffi::pymem::resolve_next_definitions();
+    if os::page_size() > config::SLOT_SIZE {
+        diag::fatal("kernel page size exceeds the 16 KiB pool slot; rebuild with a larger SLOT_SHIFT");
+    }
+}

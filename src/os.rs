@@ -1,0 +1,158 @@
+//! Every system call the allocator makes, in one place (as mimalloc keeps its `prim/` layer).
+//!
+//! The rest of the crate asks this module for address space (`map`, `map_aligned`),
+//! gives it back (`unmap`, `decommit`), moves it (`remap`), and writes diagnostics
+//! (`write_stderr`).  Nothing here may allocate: only raw `libc` calls, no `std`.
+
+use core::ptr;
+
+use crate::config::{ARENA_SIZE, PAGE_SIZE};
+
+/// Rounds `n` up to a multiple of the power of two `align`; `None` on overflow.
+#[inline]
+pub const fn round_up(n: usize, align: usize) -> Option<usize> {
+    match n.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// Maps `len` bytes of fresh, zeroed, read-write memory.  Returns null on failure.
+pub fn map(len: usize) -> *mut u8 {
+    // SAFETY: an anonymous private mapping with no fixed address touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p.cast()
+    }
+}
+
+/// Maps `len` bytes aligned to `align` (a power of two ≥ the page size), by mapping
+/// `len + align` and trimming both ends.  Returns null on failure.
+pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
+    debug_assert!(align.is_power_of_two() && align >= PAGE_SIZE);
+    let Some(over) = len.checked_add(align) else { return ptr::null_mut() };
+    let raw = map(over);
+    if raw.is_null() {
+        return raw;
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let head = aligned - start;
+    let tail = over - head - len;
+    // SAFETY: both trimmed ranges lie inside the mapping just made and are not handed out.
+    unsafe {
+        if head != 0 {
+            unmap(raw, head);
+        }
+        if tail != 0 {
+            unmap((aligned + len) as *mut u8, tail);
+        }
+    }
+    aligned as *mut u8
+}
+
+/// Maps one arena: `ARENA_SIZE` bytes aligned to `ARENA_SIZE`.
+pub fn map_arena() -> *mut u8 {
+    map_aligned(ARENA_SIZE, ARENA_SIZE)
+}
+
+/// Returns a mapping to the OS.
+///
+/// # Safety
+/// `[p, p+len)` must be a mapping (or part of one) made by this module that nobody uses.
+pub unsafe fn unmap(p: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe { libc::munmap(p.cast(), len) };
+}
+
+/// Tells the OS the pages of `[p, p+len)` may be dropped; they read back as zeros.
+///
+/// # Safety
+/// The range must be page-aligned, inside one of our mappings, and hold no live data.
+pub unsafe fn decommit(p: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the range holds nothing anyone will read.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
+}
+
+/// Resizes the mapping at `p` without moving it.  Returns false when the neighbouring
+/// address space is taken (growth) — the mapping is then unchanged.
+///
+/// # Safety
+/// `[p, p+old_len)` must be one whole mapping of ours.
+pub unsafe fn remap_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool {
+    // SAFETY: without MREMAP_MAYMOVE the kernel either resizes in place or fails.
+    let r = unsafe { libc::mremap(p.cast(), old_len, new_len, 0) };
+    r != libc::MAP_FAILED
+}
+
+/// Moves the mapping at `p` to `dst`, which must be a mapping of ours of `new_len` bytes
+/// that the move replaces.  The pages move; nothing is copied.
+///
+/// # Safety
+/// `[p, p+old_len)` must be one whole mapping of ours and `[dst, dst+new_len)` a
+/// mapping of ours that nobody uses.
+pub unsafe fn remap_to(p: *mut u8, old_len: usize, new_len: usize, dst: *mut u8) -> bool {
+    // SAFETY: MREMAP_FIXED atomically replaces the reservation at `dst`, which we own.
+    let r = unsafe {
+        libc::mremap(
+            p.cast(),
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            dst as *mut libc::c_void,
+        )
+    };
+    r != libc::MAP_FAILED
+}
+
+/// The kernel's page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n <= 0 {
+        PAGE_SIZE
+    } else {
+        n as usize
+    }
+}
+
+/// Sets the calling thread's `errno`.
+pub fn set_errno(code: i32) {
+    // SAFETY: __errno_location always returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = code };
+}
+
+/// Writes all of `bytes` to file descriptor 2 with `write(2)`, never stdio.
+pub fn write_stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: the buffer is valid for `rest.len()` bytes.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            // EINTR: retry; anything else: give up, a diagnostic is best effort.
+            // SAFETY: reading errno is always allowed.
+            if n < 0 && unsafe { *libc::__errno_location() } == libc::EINTR {
+                continue;
+            }
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// Ends the process the way heap misuse must end it: `abort()`.
+pub fn abort() -> ! {
+    // SAFETY: abort has no preconditions and does not return.
+    unsafe { libc::abort() }
+}

@@ -1,0 +1,173 @@
+//! The ownership map: for any address, in O(1) and without touching the address itself,
+//! whether arenalloc owns it and which region (arena or large mapping) it lies in.
+//!
+//! Every region arenalloc maps starts on a 4 MiB (`ARENA_SIZE`) boundary, so one entry per
+//! 4 MiB "chunk" of address space is enough.  The map is a two-level radix tree over 48-bit
+//! addresses, as CPython's `address_in_range` radix tree is:
+//!
+//! ```text
+//!  address:  | 13 bits: top index | 13 bits: leaf index | 22 bits: offset in chunk |
+//!  TOP[top] ──► Leaf (64 KiB, mapped on first use) ──► entry
+//!  entry:    0                       not ours
+//!            arena_base | ARENA      the chunk is an arena (base = the chunk itself)
+//!            header     | LARGE      the chunk belongs to the large mapping at `header`
+//! ```
+//!
+//! Leaves are installed with a compare-and-swap and never freed, so readers need no lock.
+//! An entry is written before its region is handed out and cleared before the region is
+//! unmapped; a reader only looks up pointers that a correct program got from us and has
+//! not freed, so Acquire/Release on the entries is all the ordering needed.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use crate::config::{ADDRESS_BITS, ARENA_SHIFT, ARENA_SIZE};
+use crate::os;
+
+const LEAF_BITS: usize = 13;
+const TOP_BITS: usize = ADDRESS_BITS - ARENA_SHIFT - LEAF_BITS;
+const LEAF_LEN: usize = 1 << LEAF_BITS;
+const TOP_LEN: usize = 1 << TOP_BITS;
+
+const TAG_MASK: usize = 0b11;
+const TAG_ARENA: usize = 0b01;
+const TAG_LARGE: usize = 0b10;
+
+struct Leaf {
+    entries: [AtomicUsize; LEAF_LEN],
+}
+
+static TOP: [AtomicPtr<Leaf>; TOP_LEN] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP_LEN];
+
+/// What the map knows of an address.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Region {
+    /// Not arenalloc's memory.
+    Foreign,
+    /// Inside the arena whose header is at this address.
+    Arena(usize),
+    /// Inside the large mapping whose header is at this address.
+    Large(usize),
+}
+
+#[inline(always)]
+fn split(addr: usize) -> Option<(usize, usize)> {
+    if addr >> ADDRESS_BITS != 0 {
+        return None;
+    }
+    let chunk = addr >> ARENA_SHIFT;
+    Some((chunk >> LEAF_BITS, chunk & (LEAF_LEN - 1)))
+}
+
+/// Looks up the region containing `addr`.
+#[inline(always)]
+pub fn lookup(addr: usize) -> Region {
+    let Some((top, index)) = split(addr) else { return Region::Foreign };
+    // SAFETY-free: `top < TOP_LEN` by construction of `split`.
+    let leaf = TOP[top].load(Ordering::Acquire);
+    if leaf.is_null() {
+        return Region::Foreign;
+    }
+    // SAFETY: installed leaves are valid forever; `index < LEAF_LEN`.
+    let entry = unsafe { (*leaf).entries.get_unchecked(index) }.load(Ordering::Acquire);
+    match entry & TAG_MASK {
+        TAG_ARENA => Region::Arena(entry & !TAG_MASK),
+        TAG_LARGE => Region::Large(entry & !TAG_MASK),
+        _ => Region::Foreign,
+    }
+}
+
+/// The entry slot for `addr`, installing its leaf if needed.  None when out of memory
+/// or when `addr` is outside the mapped address range.
+fn slot(addr: usize) -> Option<&'static AtomicUsize> {
+    let (top, index) = split(addr)?;
+    let mut leaf = TOP[top].load(Ordering::Acquire);
+    if leaf.is_null() {
+        let fresh = os::map(core::mem::size_of::<Leaf>()).cast::<Leaf>();
+        if fresh.is_null() {
+            return None;
+        }
+        // Zeroed pages are a valid all-"not ours" leaf.
+        match TOP[top].compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => leaf = fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` was never published.
+                unsafe { os::unmap(fresh.cast(), core::mem::size_of::<Leaf>()) };
+                leaf = winner;
+            }
+        }
+    }
+    // SAFETY: leaves are never freed; `index < LEAF_LEN`.
+    Some(unsafe { (*leaf).entries.get_unchecked(index) })
+}
+
+/// Chunks `[start, start+len)` now belong to `value`'s region (or to nobody for 0).
+/// Returns false (with nothing changed for a registration) when a leaf could not be mapped.
+fn set_range(start: usize, len: usize, value: usize) -> bool {
+    debug_assert!(start % ARENA_SIZE == 0);
+    let mut chunk = start;
+    let end = start + len;
+    while chunk < end {
+        match slot(chunk) {
+            Some(s) => s.store(value, Ordering::Release),
+            None => {
+                if value != 0 {
+                    set_range(start, chunk - start, 0);
+                }
+                return false;
+            }
+        }
+        chunk += ARENA_SIZE;
+    }
+    true
+}
+
+/// Records an arena at `base` (aligned to `ARENA_SIZE`).
+pub fn register_arena(base: usize) -> bool {
+    set_range(base, ARENA_SIZE, base | TAG_ARENA)
+}
+
+/// Records a large mapping at `base` (aligned to `ARENA_SIZE`) of `len` bytes.
+pub fn register_large(base: usize, len: usize) -> bool {
+    set_range(base, len, base | TAG_LARGE)
+}
+
+/// Forgets the region of `len` bytes at `base`; call before unmapping it.
+pub fn unregister(base: usize, len: usize) {
+    set_range(base, len, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_out_of_range_addresses_are_foreign() {
+        assert_eq!(lookup(0), Region::Foreign);
+        assert_eq!(lookup(usize::MAX), Region::Foreign);
+        assert_eq!(lookup(1 << 50), Region::Foreign);
+        let stack_var = 5u32;
+        assert_eq!(lookup(&stack_var as *const u32 as usize), Region::Foreign);
+    }
+
+    #[test]
+    fn registered_ranges_are_found_and_forgotten() {
+        // An address range nobody maps in this test: high in the 48-bit space.
+        let base = 0x7000_0000_0000usize;
+        assert!(register_arena(base));
+        assert_eq!(lookup(base), Region::Arena(base));
+        assert_eq!(lookup(base + ARENA_SIZE - 1), Region::Arena(base));
+        assert_eq!(lookup(base + ARENA_SIZE), Region::Foreign);
+        unregister(base, ARENA_SIZE);
+        assert_eq!(lookup(base + 5), Region::Foreign);
+
+        let large = base + 8 * ARENA_SIZE;
+        assert!(register_large(large, 3 * ARENA_SIZE + 4096));
+        for off in [0, ARENA_SIZE, 3 * ARENA_SIZE + 100] {
+            assert_eq!(lookup(large + off), Region::Large(large));
+        }
+        assert_eq!(lookup(large + 4 * ARENA_SIZE), Region::Foreign);
+        unregister(large, 3 * ARENA_SIZE + 4096);
+        assert_eq!(lookup(large + ARENA_SIZE), Region::Foreign);
+    }
+}

@@ -1,0 +1,277 @@
+//! Pools: runs of slots inside an arena, carved into blocks of one size class.
+//!
+//! A pool's header does not live in the pool: it is an entry of its arena's pool table
+//! (see `arena.rs`), one 64-byte entry per slot.  Keeping headers out of line means a fresh
+//! pool touches only the pages it hands out, an empty pool can be `madvise`d whole, and an
+//! overrun off the end of a block hits the next block, not the bookkeeping.
+//!
+//! ## Blocks
+//! Within a pool, blocks are handed out two ways, as in pymalloc:
+//! * from `free`, a singly linked list threaded through the free blocks themselves (the
+//!   first word of a free block points to the next), which is where freed blocks go;
+//! * from `bump`, the offset of the first block never handed out.  Blocks above `bump` have
+//!   never been touched, so a new pool faults in only what it gives away, and when the pool's
+//!   memory was zero when it was claimed (`zeroed`), `calloc` can skip clearing them.
+//!
+//! ## Pool states (of a head entry; tail entries only point back at their head)
+//! * **used** — on its owner heap's `usedpools[class]` list, iff it has a free block or
+//!   bump room, or it is the one empty pool a heap keeps per class.  `next`/`prev` are the
+//!   list links.
+//! * **full** — every block handed out (`free` is null and `bump == limit`); on no list.
+//!   `next`/`prev` mean nothing.  A free into a full pool puts it back on the used list.
+//! * **empty** — `used == 0`.  Returned to the arena (its slots become free) unless the heap
+//!   keeps it as the last pool of its class against thrash.
+//!
+//! `used` counts blocks handed out and not yet returned to *this pool's* free list; a block
+//! freed by another thread stays counted until the owner collects it (see `remote.rs`).
+
+use core::ptr;
+use core::sync::atomic::AtomicPtr;
+
+use crate::config::SLOT_SIZE;
+use crate::heap::Heap;
+use crate::size_class::{size_of_class, CLASS_SLOTS};
+
+/// A free block: its first word links to the next free block of the same pool.
+#[repr(C)]
+pub struct Block {
+    pub next: *mut Block,
+}
+
+/// What a pool-table entry describes.
+pub mod kind {
+    /// The slot belongs to no pool (the arena's initial state: zeroed memory reads as this).
+    pub const FREE: u8 = 0;
+    /// The first slot of a pool: the entry is the pool header.
+    pub const HEAD: u8 = 1;
+    /// A later slot of a multi-slot pool: `head_back` says how many entries back the head is.
+    pub const TAIL: u8 = 2;
+}
+
+/// Pool states for a head entry.
+pub mod state {
+    pub const USED: u8 = 0;
+    pub const FULL: u8 = 1;
+}
+
+/// A pool header: one entry of an arena's pool table.  Exactly 64 bytes (one cache line).
+#[repr(C, align(64))]
+pub struct Pool {
+    /// Head of the local free list; null when empty.
+    pub free: *mut Block,
+    /// Blocks handed out and not yet back on `free`.
+    pub used: u32,
+    /// Size of each block (the class size, cached here for the hot paths).
+    pub block_size: u32,
+    /// Offset from `start` of the first never-used block.
+    pub bump: u32,
+    /// Offset from `start` just past the last whole block: `bump == limit` when carved out.
+    pub limit: u32,
+    /// usedpools links (meaningful iff `state == USED`).
+    pub next: *mut Pool,
+    pub prev: *mut Pool,
+    /// The heap that owns the pool; only that heap's thread touches `free`, `used`, `bump`.
+    /// Written only while no block of the pool is live, read by any thread freeing a block.
+    pub owner: AtomicPtr<Heap>,
+    /// First byte of the pool's memory.
+    pub start: *mut u8,
+    /// Size class index.
+    pub class: u8,
+    /// Slots the pool spans.
+    pub slots: u8,
+    /// `kind::FREE`, `kind::HEAD` or `kind::TAIL`.
+    pub kind: u8,
+    /// For a tail entry: how many entries back its head is (0 for heads and free slots).
+    pub head_back: u8,
+    /// `state::USED` or `state::FULL`.
+    pub state: u8,
+    /// Memory from `bump` to `limit` is known to be zero (fresh or decommitted pages).
+    pub zeroed: bool,
+    /// This slot's memory may hold data (it has been part of a pool since last decommit).
+    pub dirty: bool,
+}
+
+const _: () = assert!(core::mem::size_of::<Pool>() == 64);
+
+impl Pool {
+    /// Makes this (head) entry a fresh pool of `class` owned by `owner`.
+    ///
+    /// # Safety
+    /// The entry and the `slots` entries after it must have just been claimed from the
+    /// arena by the caller, and `start` must be the first byte of those slots.
+    pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: *mut Heap, zeroed: bool) {
+        let size = size_of_class(class);
+        let slots = CLASS_SLOTS[class] as usize;
+        let capacity = slots * SLOT_SIZE / size;
+        self.free = ptr::null_mut();
+        self.used = 0;
+        self.block_size = size as u32;
+        self.bump = 0;
+        self.limit = (capacity * size) as u32;
+        self.next = ptr::null_mut();
+        self.prev = ptr::null_mut();
+        self.owner = AtomicPtr::new(owner);
+        self.start = start;
+        self.class = class as u8;
+        self.slots = slots as u8;
+        self.kind = kind::HEAD;
+        self.head_back = 0;
+        self.state = state::USED;
+        self.zeroed = zeroed;
+    }
+
+    /// Pops a block off the free list, or null.  The allocation fast path.
+    #[inline(always)]
+    pub fn pop_free(&mut self) -> *mut Block {
+        let b = self.free;
+        if !b.is_null() {
+            // SAFETY: blocks on the free list are ours and hold a valid link.
+            self.free = unsafe { (*b).next };
+            self.used += 1;
+        }
+        b
+    }
+
+    /// Hands out the next never-used block, or null when the pool is carved out.
+    #[inline]
+    pub fn pop_fresh(&mut self) -> *mut Block {
+        if self.bump >= self.limit {
+            return ptr::null_mut();
+        }
+        // SAFETY: bump < limit, so the block lies inside the pool.
+        let b = unsafe { self.start.add(self.bump as usize) }.cast::<Block>();
+        self.bump += self.block_size;
+        self.used += 1;
+        b
+    }
+
+    /// Returns a block to the local free list.
+    ///
+    /// # Safety
+    /// `b` must be a block of this pool that is currently handed out.
+    #[inline(always)]
+    pub unsafe fn push_free(&mut self, b: *mut Block) {
+        // SAFETY: the block is ours and no longer in use: its first word is free to link.
+        unsafe { (*b).next = self.free };
+        self.free = b;
+        self.used -= 1;
+    }
+
+    /// True when every block is handed out.
+    #[inline]
+    pub fn is_exhausted(&self) -> bool {
+        self.free.is_null() && self.bump >= self.limit
+    }
+
+    /// Number of blocks the pool holds.
+    pub fn capacity(&self) -> u32 {
+        self.limit / self.block_size
+    }
+
+    /// True when `p` is the start of a block of this pool (not an interior pointer).
+    pub fn is_block_start(&self, p: usize) -> bool {
+        let start = self.start as usize;
+        p >= start
+            && p < start + self.limit as usize
+            && (p - start) % self.block_size as usize == 0
+    }
+
+    /// Checks the invariants that must hold of a head entry between operations.
+    pub fn is_valid(&self) -> bool {
+        if self.kind != kind::HEAD || self.block_size == 0 {
+            return false;
+        }
+        let cap = self.capacity();
+        let mut on_list = 0u32;
+        let mut b = self.free;
+        while !b.is_null() {
+            if !self.is_block_start(b as usize) || (b as usize - self.start as usize) >= self.bump as usize {
+                return false;
+            }
+            on_list += 1;
+            if on_list > cap {
+                return false; // a cycle
+            }
+            // SAFETY: b was checked to be a block of this pool.
+            b = unsafe { (*b).next };
+        }
+        let carved = self.bump / self.block_size;
+        self.bump <= self.limit && self.used + on_list == carved && self.used <= cap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::os;
+    use crate::size_class::{class_of, CLASSES};
+
+    fn fresh_pool(class: usize) -> (Pool, *mut u8, usize) {
+        let len = CLASS_SLOTS[class] as usize * SLOT_SIZE;
+        let mem = os::map(len);
+        assert!(!mem.is_null());
+        // SAFETY: all-zero bytes are a valid (FREE) pool entry.
+        let mut p: Pool = unsafe { core::mem::zeroed() };
+        // SAFETY: `mem` is a private mapping of the right length.
+        unsafe { p.init(class, mem, ptr::null_mut(), true) };
+        (p, mem, len)
+    }
+
+    #[test]
+    fn carving_hands_out_every_block_once_in_address_order() {
+        for class in [0, class_of(100), class_of(512), class_of(3000), CLASSES - 1] {
+            let (mut p, mem, len) = fresh_pool(class);
+            let size = p.block_size as usize;
+            let cap = p.capacity() as usize;
+            assert!(cap >= 1 && cap * size <= len);
+            for i in 0..cap {
+                assert!(p.pop_free().is_null());
+                let b = p.pop_fresh();
+                assert_eq!(b as usize, mem as usize + i * size);
+                assert!(p.is_valid());
+            }
+            assert!(p.pop_fresh().is_null());
+            assert!(p.is_exhausted());
+            assert_eq!(p.used as usize, cap);
+            // SAFETY: the mapping was made above.
+            unsafe { os::unmap(mem, len) };
+        }
+    }
+
+    #[test]
+    fn free_list_is_lifo_and_counts_balance() {
+        let (mut p, mem, len) = fresh_pool(class_of(48));
+        let blocks: [*mut Block; 5] = core::array::from_fn(|_| p.pop_fresh());
+        // SAFETY: every block was handed out by this pool.
+        unsafe {
+            p.push_free(blocks[1]);
+            p.push_free(blocks[3]);
+        }
+        assert_eq!(p.used, 3);
+        assert!(p.is_valid());
+        assert_eq!(p.pop_free(), blocks[3]);
+        assert_eq!(p.pop_free(), blocks[1]);
+        assert!(p.pop_free().is_null());
+        assert_eq!(p.used, 5);
+        assert!(p.is_valid());
+        assert!(p.is_block_start(blocks[2] as usize));
+        assert!(!p.is_block_start(blocks[2] as usize + 8));
+        // SAFETY: the mapping was made above.
+        unsafe { os::unmap(mem, len) };
+    }
+
+    #[test]
+    fn validity_check_catches_a_corrupted_link() {
+        let (mut p, mem, len) = fresh_pool(class_of(64));
+        let a = p.pop_fresh();
+        let _b = p.pop_fresh();
+        // SAFETY: `a` was handed out by this pool.
+        unsafe { p.push_free(a) };
+        assert!(p.is_valid());
+        // SAFETY: `a` is a free block of the pool; we overwrite its link on purpose.
+        unsafe { (*a).next = (mem as usize + 8) as *mut Block };
+        assert!(!p.is_valid());
+        // SAFETY: the mapping was made above.
+        unsafe { os::unmap(mem, len) };
+    }
+}

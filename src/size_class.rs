@@ -1,0 +1,214 @@
+//! Size classes: which block size serves a request, and how many slots a pool of it spans.
+//!
+//! ```text
+//!  request (bytes)        class       block size     spacing   pool
+//!  ----------------       -----       ----------     -------   ----------------------
+//!     0 ..    16            0               16          16      1 slot (16 KiB)
+//!    17 ..    32            1               32          16      1 slot
+//!      ...                 ...             ...                  ...
+//!   497 ..   512           31              512          16      1 slot       (pymalloc's range)
+//!   513 ..   576           32              576          64      1 slot
+//!      ...                 ...             ...                  ...
+//!   961 ..  1024           39             1024          64
+//!  1025 ..  1152           40             1152         128
+//!      ...   8 classes per power of two, spacing = 1/8 of the power below ...
+//!  917505 .. 1048576       119          1 MiB       128 KiB      64 slots (one block)
+//!  1048577 and up          —            page-rounded mapping of its own (large.rs)
+//! ```
+//!
+//! Small classes are pymalloc's, at 16-byte spacing (every block 16-byte aligned).  Medium
+//! classes keep 8 per power of two, so a block wastes at most 1/9 of itself (12.5 % of the
+//! request).  Every class size is a multiple of 16, and a class size that is a multiple of
+//! a power of two `a ≤ SLOT_SIZE` gives `a`-aligned blocks, since pools start on slot
+//! boundaries — the aligned allocators rely on that.
+//!
+//! A pool spans enough slots to hold about eight blocks (at most 256 KiB, at least one
+//! block) and then grows until the tail it cannot use is at most 1/8 of the pool.
+
+use crate::config::{
+    MAX_POOL_SLOTS, MEDIUM_CLASSES_PER_DOUBLING, MEDIUM_MAX, MIN_ALIGN, SLOT_SIZE, SMALL_MAX,
+};
+
+/// Number of small classes (16-byte spacing up to `SMALL_MAX`).
+pub const SMALL_CLASSES: usize = SMALL_MAX / MIN_ALIGN;
+const SMALL_MAX_SHIFT: usize = SMALL_MAX.trailing_zeros() as usize;
+const MEDIUM_MAX_SHIFT: usize = MEDIUM_MAX.trailing_zeros() as usize;
+const PER_DOUBLING_SHIFT: usize = MEDIUM_CLASSES_PER_DOUBLING.trailing_zeros() as usize;
+/// Total number of classes.
+pub const CLASSES: usize =
+    SMALL_CLASSES + (MEDIUM_MAX_SHIFT - SMALL_MAX_SHIFT) * MEDIUM_CLASSES_PER_DOUBLING;
+
+const _: () = assert!(SMALL_MAX.is_power_of_two() && MEDIUM_MAX.is_power_of_two());
+const _: () = assert!(MEDIUM_CLASSES_PER_DOUBLING.is_power_of_two());
+const _: () = assert!(CLASSES <= 255, "classes are stored in a u8");
+
+/// Block size of each class.
+pub static CLASS_SIZE: [u32; CLASSES] = build_sizes();
+/// Slots spanned by a pool of each class.
+pub static CLASS_SLOTS: [u8; CLASSES] = build_slots();
+
+const fn class_size_of(class: usize) -> usize {
+    if class < SMALL_CLASSES {
+        (class + 1) * MIN_ALIGN
+    } else {
+        let m = class - SMALL_CLASSES;
+        let k = SMALL_MAX_SHIFT + m / MEDIUM_CLASSES_PER_DOUBLING;
+        let j = m % MEDIUM_CLASSES_PER_DOUBLING;
+        (1 << k) + (j + 1) * (1 << (k - PER_DOUBLING_SHIFT))
+    }
+}
+
+const fn build_sizes() -> [u32; CLASSES] {
+    let mut t = [0u32; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        t[c] = class_size_of(c) as u32;
+        c += 1;
+    }
+    t
+}
+
+const fn slots_for(size: usize) -> usize {
+    // Aim for ~8 blocks, capped at 256 KiB worth of pool, never less than one block.
+    let mut target = size * 8;
+    if target > 16 * SLOT_SIZE {
+        target = 16 * SLOT_SIZE;
+    }
+    if target < size {
+        target = size;
+    }
+    let mut n = (target + SLOT_SIZE - 1) / SLOT_SIZE;
+    // Then grow until the unusable tail is at most 1/8 of the pool.
+    while n < MAX_POOL_SLOTS && (n * SLOT_SIZE) % size > (n * SLOT_SIZE) / 8 {
+        n += 1;
+    }
+    n
+}
+
+const fn build_slots() -> [u8; CLASSES] {
+    let mut t = [0u8; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        t[c] = slots_for(class_size_of(c)) as u8;
+        c += 1;
+    }
+    t
+}
+
+/// The class serving a request of `size` bytes, for `size ≤ MEDIUM_MAX`.
+#[inline(always)]
+pub fn class_of(size: usize) -> usize {
+    debug_assert!(size <= MEDIUM_MAX);
+    if size <= SMALL_MAX {
+        // 0 and 1..=16 → 0, 17..=32 → 1, ..., 497..=512 → 31.
+        size.saturating_sub(1) >> 4
+    } else {
+        medium_class_of(size)
+    }
+}
+
+#[inline]
+fn medium_class_of(size: usize) -> usize {
+    let s = size - 1; // exact powers of two close the class below them
+    let k = usize::BITS as usize - 1 - s.leading_zeros() as usize; // floor(log2(s)), ≥ 9
+    let j = (s >> (k - PER_DOUBLING_SHIFT)) - MEDIUM_CLASSES_PER_DOUBLING;
+    SMALL_CLASSES + (k - SMALL_MAX_SHIFT) * MEDIUM_CLASSES_PER_DOUBLING + j
+}
+
+/// Block size of `class`.
+#[inline(always)]
+pub fn size_of_class(class: usize) -> usize {
+    // SAFETY-free indexing: callers pass classes from `class_of`; out of range is a bug.
+    CLASS_SIZE[class] as usize
+}
+
+/// The smallest class of at least `size` bytes whose blocks are all `align`-aligned, or
+/// `None` when no pool class can give that alignment (then the request is large).
+pub fn aligned_class_of(size: usize, align: usize) -> Option<usize> {
+    if align > SLOT_SIZE || size > MEDIUM_MAX {
+        return None;
+    }
+    let mut c = class_of(size.max(align));
+    while c < CLASSES {
+        if size_of_class(c) % align == 0 {
+            return Some(c);
+        }
+        c += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_classes_are_16_apart() {
+        assert_eq!(class_of(0), 0);
+        assert_eq!(class_of(1), 0);
+        assert_eq!(class_of(16), 0);
+        assert_eq!(class_of(17), 1);
+        assert_eq!(class_of(512), 31);
+        for c in 0..SMALL_CLASSES {
+            assert_eq!(size_of_class(c), (c + 1) * 16);
+        }
+    }
+
+    #[test]
+    fn every_size_maps_to_the_smallest_fitting_class() {
+        for size in 0..=MEDIUM_MAX {
+            let c = class_of(size);
+            assert!(size_of_class(c) >= size, "size {size} class {c}");
+            if c > 0 {
+                assert!(size_of_class(c - 1) < size.max(1), "size {size} could use class {}", c - 1);
+            }
+        }
+        assert_eq!(class_of(MEDIUM_MAX), CLASSES - 1);
+        assert_eq!(size_of_class(CLASSES - 1), MEDIUM_MAX);
+    }
+
+    #[test]
+    fn medium_waste_is_bounded() {
+        for size in SMALL_MAX + 1..=MEDIUM_MAX {
+            let block = size_of_class(class_of(size));
+            // waste ≤ 1/9 of the block, i.e. ≤ 12.5 % of the request
+            assert!((block - size) * 8 <= size, "size {size} block {block}");
+        }
+    }
+
+    #[test]
+    fn classes_are_increasing_multiples_of_16() {
+        for c in 1..CLASSES {
+            assert!(CLASS_SIZE[c] > CLASS_SIZE[c - 1]);
+            assert_eq!(CLASS_SIZE[c] % 16, 0);
+        }
+    }
+
+    #[test]
+    fn pools_hold_at_least_one_block_and_waste_little() {
+        for c in 0..CLASSES {
+            let slots = CLASS_SLOTS[c] as usize;
+            let bytes = slots * SLOT_SIZE;
+            let size = size_of_class(c);
+            assert!((1..=MAX_POOL_SLOTS).contains(&slots));
+            assert!(bytes / size >= 1);
+            assert!(bytes % size <= bytes / 8, "class {c} size {size} slots {slots}");
+            if size <= 2048 {
+                assert_eq!(slots, 1, "small pools are one slot");
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_classes_give_aligned_blocks() {
+        let mut align = 16;
+        while align <= SLOT_SIZE {
+            for size in [0, 1, 100, 1000, 5000, 70000] {
+                let c = aligned_class_of(size, align).unwrap();
+                assert!(size_of_class(c) >= size && size_of_class(c) % align == 0);
+            }
+            align *= 2;
+        }
+        assert_eq!(aligned_class_of(10, SLOT_SIZE * 2), None);
+    }
+}

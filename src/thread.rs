@@ -1,0 +1,232 @@
+//! Which heap a thread uses: the thread-local heap pointer, the heap registry, thread exit,
+//! `fork()`, and the one-time process initialisation.
+//!
+//! * The heap pointer is a `const`-initialised thread local of a type without `Drop`, so
+//!   reaching it never allocates and registers no destructor with the C runtime.
+//! * A thread gets its heap on its first allocation (`attach`): it adopts a heap some exited
+//!   thread abandoned, pools and all, or carves a new one from registry memory (mmap'd
+//!   directly, never from malloc).  Heaps are never unmapped, so a block freed into a dead
+//!   thread's heap is always a push onto valid memory.
+//! * Thread exit is seen through a `pthread_key_create` destructor: the heap collects its
+//!   remote frees, returns its empty pools, and goes on the abandoned list for the next
+//!   thread to adopt.  If a later destructor allocates again, the thread attaches again and
+//!   the key makes glibc call us once more.
+//! * `fork()`: `pthread_atfork` handlers take the registry and arena locks around the fork,
+//!   so the child never inherits a lock held by a thread that does not exist there.  Heaps
+//!   of the parent's other threads stay as they were in the child: their blocks can still
+//!   be freed there (remote pushes), their pools are simply not reused.
+//!
+//! Initialisation is lazy and allocation-free (`ensure_init`), because the dynamic loader
+//! and other libraries' constructors call malloc before our constructor runs.
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::heap::Heap;
+use crate::{arena, os};
+
+std::thread_local! {
+    /// This thread's heap, or null before its first allocation and after it exits.
+    static THREAD_HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// The calling thread's heap, or null if it has none (yet, or any more).
+#[inline(always)]
+pub fn current() -> *mut Heap {
+    THREAD_HEAP.get()
+}
+
+/// The calling thread's heap, attaching one on first use.  Null only when out of memory.
+#[inline(always)]
+pub fn heap() -> *mut Heap {
+    let h = THREAD_HEAP.get();
+    if !h.is_null() {
+        return h;
+    }
+    attach()
+}
+
+#[cold]
+#[inline(never)]
+fn attach() -> *mut Heap {
+    ensure_init();
+    let h = adopt_or_create();
+    if h.is_null() {
+        return h;
+    }
+    THREAD_HEAP.set(h);
+    // SAFETY: the key was created by `ensure_init`; the value is only read back by us.
+    unsafe { libc::pthread_setspecific(key(), h.cast()) };
+    h
+}
+
+/// The pthread key whose destructor tells us a thread is exiting.
+static mut EXIT_KEY: libc::pthread_key_t = 0;
+
+fn key() -> libc::pthread_key_t {
+    // SAFETY: written once by `ensure_init` before INIT_STATE becomes DONE (Release), and
+    // every reader has observed DONE (Acquire) first.
+    unsafe { EXIT_KEY }
+}
+
+extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+    let h = value.cast::<Heap>();
+    if h.is_null() {
+        return;
+    }
+    THREAD_HEAP.set(ptr::null_mut());
+    // SAFETY: `h` was this thread's heap; no other thread uses it.
+    unsafe { (*h).prepare_to_abandon() };
+    abandon(h);
+}
+
+const INIT_NONE: u8 = 0;
+const INIT_RUNNING: u8 = 1;
+const INIT_DONE: u8 = 2;
+static INIT_STATE: AtomicU8 = AtomicU8::new(INIT_NONE);
+
+/// Creates the thread-exit key, once.  Allocation-free: safe before our constructor runs.
+pub fn ensure_init() {
+    if INIT_STATE.load(Ordering::Acquire) == INIT_DONE {
+        return;
+    }
+    if INIT_STATE
+        .compare_exchange(INIT_NONE, INIT_RUNNING, Ordering::Acquire, Ordering::Acquire)
+        .is_ok()
+    {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: plain key creation; glibc keeps the first keys in static storage, so
+        // creating ours this early means setting it never needs calloc.
+        if unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) } != 0 {
+            crate::diag::fatal("pthread_key_create failed: cannot track thread exit");
+        }
+        // SAFETY: only this thread writes, before publishing INIT_DONE.
+        unsafe { EXIT_KEY = k };
+        INIT_STATE.store(INIT_DONE, Ordering::Release);
+    } else {
+        while INIT_STATE.load(Ordering::Acquire) != INIT_DONE {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Registers the fork handlers; called from the library constructor, where calling into
+/// libc functions that may themselves allocate is safe.
+pub fn install_fork_handlers() {
+    // SAFETY: the handlers are plain extern "C" functions valid for the process lifetime.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+}
+
+extern "C" fn before_fork() {
+    core::mem::forget(REGISTRY.lock());
+    arena::lock_for_fork();
+}
+
+extern "C" fn after_fork_parent() {
+    // SAFETY: `before_fork` left both locks held by this thread.
+    unsafe {
+        arena::unlock_after_fork();
+        REGISTRY.force_unlock();
+    }
+}
+
+extern "C" fn after_fork_child() {
+    // SAFETY: the child's only thread is the one that held both locks in `before_fork`.
+    unsafe {
+        arena::unlock_after_fork();
+        REGISTRY.force_unlock();
+    }
+}
+
+/// All heaps ever made, and those waiting for a new thread.
+struct Registry {
+    /// Every heap, linked through `next_all`.
+    all: *mut Heap,
+    /// Heaps of exited threads, linked through `next_abandoned`.
+    abandoned: *mut Heap,
+    /// Unused space of the current heap chunk.
+    chunk_next: *mut u8,
+    chunk_left: usize,
+    /// Heaps in existence, and how many are attached to live threads.
+    total: usize,
+    attached: usize,
+}
+
+// SAFETY: the raw pointers are only dereferenced under the registry lock (or by the one
+// thread that owns the heap they point to).
+unsafe impl Send for Registry {}
+
+static REGISTRY: spin::Mutex<Registry> = spin::Mutex::new(Registry {
+    all: ptr::null_mut(),
+    abandoned: ptr::null_mut(),
+    chunk_next: ptr::null_mut(),
+    chunk_left: 0,
+    total: 0,
+    attached: 0,
+});
+
+/// Heap memory is mapped in chunks of this size (about 50 heaps each).
+const HEAP_CHUNK: usize = 64 * 1024;
+const HEAP_STRIDE: usize = (core::mem::size_of::<Heap>() + 63) & !63;
+
+fn adopt_or_create() -> *mut Heap {
+    {
+        let mut reg = REGISTRY.lock();
+        let h = reg.abandoned;
+        if !h.is_null() {
+            // SAFETY: abandoned heaps are live and linked under the lock.
+            reg.abandoned = unsafe { (*h).next_abandoned };
+            reg.attached += 1;
+            return h;
+        }
+        if reg.chunk_left >= HEAP_STRIDE {
+            return carve(&mut reg);
+        }
+    }
+    let chunk = os::map(HEAP_CHUNK);
+    if chunk.is_null() {
+        return ptr::null_mut();
+    }
+    let mut reg = REGISTRY.lock();
+    if reg.chunk_left >= HEAP_STRIDE {
+        // Another thread mapped a chunk meanwhile: use it and give ours back.
+        let h = carve(&mut reg);
+        drop(reg);
+        // SAFETY: `chunk` was never published.
+        unsafe { os::unmap(chunk, HEAP_CHUNK) };
+        return h;
+    }
+    reg.chunk_next = chunk;
+    reg.chunk_left = HEAP_CHUNK;
+    carve(&mut reg)
+}
+
+fn carve(reg: &mut Registry) -> *mut Heap {
+    let h = reg.chunk_next.cast::<Heap>();
+    // SAFETY: the chunk has at least HEAP_STRIDE bytes left; heap memory is zeroed mmap.
+    unsafe {
+        reg.chunk_next = reg.chunk_next.add(HEAP_STRIDE);
+        Heap::init(h);
+        (*h).next_all = reg.all;
+    }
+    reg.chunk_left -= HEAP_STRIDE;
+    reg.all = h;
+    reg.total += 1;
+    reg.attached += 1;
+    h
+}
+
+fn abandon(h: *mut Heap) {
+    let mut reg = REGISTRY.lock();
+    // SAFETY: `h` is a live heap no thread uses any more; linked under the lock.
+    unsafe { (*h).next_abandoned = reg.abandoned };
+    reg.abandoned = h;
+    reg.attached -= 1;
+}
+
+/// Heaps in existence and heaps attached to a live thread.
+pub fn heap_counts() -> (usize, usize) {
+    let reg = REGISTRY.lock();
+    (reg.total, reg.attached)
+}
