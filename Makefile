@@ -1,0 +1,61 @@
+# arenalloc — build, test, run, install.
+#   make            build libarenalloc.so, libarenalloc.a and include/arenalloc.h
+#   make test       every test (Rust unit tests, header freshness, C tests, real programs)
+#   make run        run the demo (Python object churn, every object from arenalloc)
+#   make run CMD="sort big.txt"   run any command with the library preloaded
+#   make bench      first benchmark: small-object churn, arenalloc vs glibc
+#   make install PREFIX=/usr/local DESTDIR=
+
+CARGO   ?= cargo
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+PYTHON  ?= python3
+CMD     ?= env PYTHONMALLOC=malloc $(PYTHON) scripts/demo.py
+
+SO  := target/release/libarenalloc.so
+A   := target/release/libarenalloc.a
+HDR := include/arenalloc.h
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+
+.PHONY: all build test test-unit test-header test-c test-programs run bench install clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+	@test -f $(SO) && test -f $(A) && test -f $(HDR)
+
+test: build test-unit test-header test-c test-programs
+	@echo "make test: all tests passed"
+
+test-unit:
+	$(CARGO) test --release
+
+test-header: build
+	bash tests/header_fresh.sh
+
+test-c: build
+	bash tests/c/run.sh
+
+test-programs: build
+	bash tests/programs.sh $(SO)
+
+run: build
+	scripts/arenalloc-run $(CMD)
+
+bench: build
+	bash scripts/bench-churn.sh
+
+install: build
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(SO) $(DESTDIR)$(LIBDIR)/libarenalloc.so
+	install -m 644 $(A) $(DESTDIR)$(LIBDIR)/libarenalloc.a
+	install -m 644 $(HDR) $(DESTDIR)$(INCDIR)/arenalloc.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    arenalloc.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/arenalloc.pc
+
+clean:
+	$(CARGO) clean
