@@ -89,7 +89,9 @@ enum Owner {
 fn owner_of(p: *mut u8, func: &str) -> Owner {
     match ownership::lookup(p as usize) {
         Region::Arena(base) => match arena::pool_of(base, p as usize) {
-            Some(pool) => Owner::Pool(pool),
+            // SAFETY: `pool_of` returns live pool heads only.
+            Some(pool) if unsafe { (*pool).is_block_start(p as usize) } => Owner::Pool(pool),
+            Some(_) => diag::misuse(func, p, "pointer into a block, not the start of one"),
             None => diag::misuse(func, p, "pointer into arenalloc memory that is not an allocated block"),
         },
         Region::Large(base) => Owner::Large(base),

@@ -34,7 +34,8 @@ struct LargeHeader {
 
 fn layout(size: usize, align: usize) -> Option<(usize, usize)> {
     let offset = align.max(PAGE_SIZE);
-    let len = round_up(size, PAGE_SIZE)?.checked_add(offset)?;
+    // At least one page of block, so even a 0-byte request lies inside its mapping.
+    let len = round_up(size.max(1), PAGE_SIZE)?.checked_add(offset)?;
     if len > isize::MAX as usize {
         return None;
     }
@@ -108,7 +109,7 @@ pub fn realloc(base: usize, p: *mut u8, size: usize) -> *mut u8 {
     // SAFETY: checked: a live header.
     let (old_len, user, base_align) = unsafe { ((*h).len, (*h).user, (*h).base_align) };
     let offset = user - base;
-    let Some(new_len) = round_up(size, PAGE_SIZE).and_then(|s| s.checked_add(offset)) else {
+    let Some(new_len) = round_up(size.max(1), PAGE_SIZE).and_then(|s| s.checked_add(offset)) else {
         return core::ptr::null_mut();
     };
     if new_len == old_len {
@@ -188,6 +189,16 @@ mod tests {
             free(base, p);
             assert_eq!(ownership::lookup(p as usize), Region::Foreign);
         }
+    }
+
+    #[test]
+    fn zero_byte_blocks_with_huge_alignment_lie_inside_their_mapping() {
+        let p = alloc(0, 2 * ARENA_SIZE);
+        assert_eq!(p as usize % (2 * ARENA_SIZE), 0);
+        let base = base_of(p);
+        assert!(contains(base, p as usize));
+        assert!(usable_size(base, p, "test") >= 1);
+        free(base, p);
     }
 
     #[test]

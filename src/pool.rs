@@ -30,7 +30,7 @@ use core::sync::atomic::AtomicPtr;
 
 use crate::config::SLOT_SIZE;
 use crate::heap::Heap;
-use crate::size_class::{size_of_class, CLASS_SLOTS};
+use crate::size_class::{size_of_class, CLASS_DIVISOR, CLASS_SLOTS};
 
 /// A free block: its first word links to the next free block of the same pool.
 #[repr(C)]
@@ -168,12 +168,13 @@ impl Pool {
         self.limit / self.block_size
     }
 
-    /// True when `p` is the start of a block of this pool (not an interior pointer).
+    /// True when `p` is the start of a block of this pool that has been handed out at least
+    /// once (not an interior pointer, not beyond the carved part).  No division: see
+    /// `size_class::Divisor`.
+    #[inline(always)]
     pub fn is_block_start(&self, p: usize) -> bool {
-        let start = self.start as usize;
-        p >= start
-            && p < start + self.limit as usize
-            && (p - start) % self.block_size as usize == 0
+        let offset = p.wrapping_sub(self.start as usize);
+        offset < self.bump as usize && CLASS_DIVISOR[self.class as usize].divides(offset as u32)
     }
 
     /// Checks the invariants that must hold of a head entry between operations.
@@ -185,7 +186,7 @@ impl Pool {
         let mut on_list = 0u32;
         let mut b = self.free;
         while !b.is_null() {
-            if !self.is_block_start(b as usize) || (b as usize - self.start as usize) >= self.bump as usize {
+            if !self.is_block_start(b as usize) {
                 return false;
             }
             on_list += 1;

@@ -95,6 +95,52 @@ const fn build_slots() -> [u8; CLASSES] {
     t
 }
 
+/// Divisibility by a class size without a division, for checking that a pointer is the
+/// start of a block: `size = odd << shift`, and an offset `x` is a multiple of `size` iff
+/// its low `shift` bits are zero and `(x >> shift) * inverse(odd) mod 2^32 ≤ u32::MAX / odd`
+/// (the multiplicative-inverse test; offsets inside a pool are below 2^32).
+#[derive(Clone, Copy)]
+pub struct Divisor {
+    shift: u32,
+    inverse: u32,
+    max_quotient: u32,
+}
+
+impl Divisor {
+    const fn new(size: usize) -> Self {
+        let shift = size.trailing_zeros();
+        let odd = (size >> shift) as u32;
+        // Newton's iteration for the inverse of an odd number mod 2^32 (5 steps suffice).
+        let mut inv = odd;
+        let mut i = 0;
+        while i < 5 {
+            inv = inv.wrapping_mul(2u32.wrapping_sub(odd.wrapping_mul(inv)));
+            i += 1;
+        }
+        Divisor { shift, inverse: inv, max_quotient: u32::MAX / odd }
+    }
+
+    /// True when `offset` is a multiple of the size.
+    #[inline(always)]
+    pub fn divides(&self, offset: u32) -> bool {
+        offset & ((1u32 << self.shift) - 1) == 0
+            && (offset >> self.shift).wrapping_mul(self.inverse) <= self.max_quotient
+    }
+}
+
+const fn build_divisors() -> [Divisor; CLASSES] {
+    let mut t = [Divisor { shift: 0, inverse: 0, max_quotient: 0 }; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        t[c] = Divisor::new(class_size_of(c));
+        c += 1;
+    }
+    t
+}
+
+/// Per class, the divisibility test for its block size.
+pub static CLASS_DIVISOR: [Divisor; CLASSES] = build_divisors();
+
 /// The class serving a request of `size` bytes, for `size ≤ MEDIUM_MAX`.
 #[inline(always)]
 pub fn class_of(size: usize) -> usize {
@@ -195,6 +241,20 @@ mod tests {
             assert!(bytes % size <= bytes / 8, "class {c} size {size} slots {slots}");
             if size <= 2048 {
                 assert_eq!(slots, 1, "small pools are one slot");
+            }
+        }
+    }
+
+    #[test]
+    fn divisibility_test_matches_the_remainder() {
+        for c in 0..CLASSES {
+            let size = size_of_class(c) as u32;
+            let d = &CLASS_DIVISOR[c];
+            let pool = CLASS_SLOTS[c] as u32 * SLOT_SIZE as u32;
+            let mut x = 0;
+            while x < pool {
+                assert_eq!(d.divides(x), x % size == 0, "class {c} offset {x}");
+                x += if size > 4096 { 16 } else { 1 };
             }
         }
     }

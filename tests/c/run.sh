@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Build and run the C ABI tests of arenalloc.
+#
+# Usage (from the repository root):
+#   bash tests/c/run.sh            # link against target/release/libarenalloc.so
+#   bash tests/c/run.sh --glibc    # sanity-check the tests against plain glibc
+#                                  # (arenalloc-only checks are skipped)
+#
+# Binaries go to target/ctest/ (target/ctest-glibc/ for --glibc).  Exits
+# non-zero if a build fails or any test fails or times out.  The library must
+# already have been built (cargo build --release); this script never runs cargo.
+set -u
+
+cd "$(dirname "$0")/../.." || exit 2
+ROOT=$PWD
+CC=${CC:-gcc}
+
+MODE=arenalloc
+case "${1:-}" in
+    "") ;;
+    --glibc) MODE=glibc ;;
+    *) echo "usage: bash tests/c/run.sh [--glibc]" >&2; exit 2 ;;
+esac
+
+# -fno-builtin-*: stop GCC from reasoning about the allocation functions
+# (eliding malloc/free pairs, assuming alignment of aligned_alloc results, ...),
+# which could hide allocator bugs.
+CFLAGS=(-O2 -g -Wall -Wextra -Werror -I include
+        -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc
+        -fno-builtin-free -fno-builtin-aligned_alloc
+        -fno-builtin-posix_memalign -fno-builtin-memalign)
+
+if [ "$MODE" = arenalloc ]; then
+    LIB=target/release/libarenalloc.so
+    if [ ! -f "$LIB" ]; then
+        echo "run.sh: $LIB not found; build it first (cargo build --release)" >&2
+        exit 2
+    fi
+    OUT=target/ctest
+    LIBS=(-L target/release -larenalloc -Wl,-rpath,"$ROOT/target/release" -lpthread)
+else
+    OUT=target/ctest-glibc
+    CFLAGS+=(-DTEST_AGAINST_GLIBC)
+    LIBS=(-lpthread)
+fi
+mkdir -p "$OUT" || exit 2
+
+# name  time-limit(s)
+TESTS=("test_abi 60" "test_threads 120")
+failed=()
+
+for entry in "${TESTS[@]}"; do
+    set -- $entry
+    name=$1 limit=$2
+    echo "=== build $name ($MODE)"
+    if ! "$CC" "${CFLAGS[@]}" -o "$OUT/$name" "tests/c/$name.c" "${LIBS[@]}"; then
+        failed+=("$name (build)")
+        continue
+    fi
+    echo "=== run $name"
+    timeout --signal=KILL "$limit" "$OUT/$name"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        if [ $rc -eq 137 ]; then
+            echo "=== $name: killed (timeout ${limit}s or SIGKILL)" >&2
+        else
+            echo "=== $name: FAILED (exit status $rc)" >&2
+        fi
+        failed+=("$name")
+    fi
+done
+
+if [ ${#failed[@]} -ne 0 ]; then
+    echo "=== C tests FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "=== C tests passed ($MODE)"

@@ -1,0 +1,590 @@
+/*
+ * test_threads.c - multithreaded stress tests for arenalloc.
+ *
+ * Linked against libarenalloc.so (see run.sh), so malloc/free below are
+ * arenalloc's.  Three groups:
+ *
+ *  (a) cross-thread frees: NTHREADS threads allocate blocks of random sizes
+ *      (8 B .. 100 KiB, occasionally 2 MiB), fill them with a pattern derived
+ *      from the block's address and size, and hand them through per-thread
+ *      mutex-protected rings to a *different* thread, which verifies and
+ *      frees them.
+ *  (b) thread churn: 2000 short-lived threads (in batches) each allocate 50
+ *      blocks, free half and leave the other half live when they exit; the
+ *      main thread verifies and frees the leftovers afterwards.
+ *  (c) fork while other threads allocate: 3 worker threads loop malloc/free;
+ *      the main thread forks 50 times; every child verifies blocks inherited
+ *      from the parent, does ~10,000 malloc/free operations (plus a thread of
+ *      its own) and _exit(0)s.  A child that fails, crashes or does not finish
+ *      within CHILD_TIMEOUT_S (deadlock) fails the test.
+ *
+ * Every block's contents are verified before it is freed.  Prints one line
+ * per group and "ALL OK" at the end; on failure prints the failed check and
+ * exits 1.  Builds against plain glibc too (-DTEST_AGAINST_GLIBC, run.sh
+ * --glibc); nothing here is arenalloc-specific.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include("arenalloc.h")
+#include "arenalloc.h"
+#endif
+#endif
+
+#define KiB ((size_t)1024)
+#define MiB ((size_t)1024 * 1024)
+
+/* ------------------------------------------------------------------------ */
+/* Checking helpers                                                          */
+/* ------------------------------------------------------------------------ */
+
+static const char *g_group = "?";
+static int g_in_child; /* set in forked children: leave via _exit, not exit */
+
+static void check_failed(const char *file, int line, const char *expr,
+                         const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 4, 5)));
+
+static void check_failed(const char *file, int line, const char *expr,
+                         const char *fmt, ...)
+{
+    char msg[1024];
+    int len = snprintf(msg, sizeof msg, "%s:%d: [%s%s] CHECK failed: %s", file,
+                       line, g_group, g_in_child ? ", forked child" : "", expr);
+    if (fmt && len > 0 && (size_t)len < sizeof msg) {
+        va_list ap;
+        va_start(ap, fmt);
+        len += snprintf(msg + len, sizeof msg - len, "  -- ");
+        if ((size_t)len < sizeof msg)
+            len += vsnprintf(msg + len, sizeof msg - len, fmt, ap);
+        va_end(ap);
+    }
+    if (len < 0 || (size_t)len >= sizeof msg - 1)
+        len = (int)sizeof msg - 2;
+    msg[len++] = '\n';
+    /* write(2) directly: safe in forked children and with other threads
+     * still running. */
+    if (write(2, msg, (size_t)len) < 0) {
+        /* nothing sensible left to do */
+    }
+    _exit(1);
+}
+
+/* If the allocator kills the process (abort from a diagnostic, segfault),
+ * say in which group, then die from the same signal. */
+static void write_str(const char *s)
+{
+    if (write(2, s, strlen(s)) < 0) {
+        /* nothing to do */
+    }
+}
+
+static void crash_handler(int sig)
+{
+    write_str("\n*** test_threads: ");
+    write_str(sig == SIGABRT ? "SIGABRT" : sig == SIGSEGV ? "SIGSEGV"
+              : sig == SIGBUS ? "SIGBUS" : "fatal signal");
+    write_str(" in group [");
+    write_str(g_group);
+    write_str(g_in_child ? "], in a forked child\n" : "]\n");
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+#define CHECK(expr)                                                         \
+    do {                                                                    \
+        if (!(expr))                                                        \
+            check_failed(__FILE__, __LINE__, #expr, NULL);                  \
+    } while (0)
+
+#define CHECKF(expr, ...)                                                   \
+    do {                                                                    \
+        if (!(expr))                                                        \
+            check_failed(__FILE__, __LINE__, #expr, __VA_ARGS__);           \
+    } while (0)
+
+/* Per-thread PRNG (xorshift64*); state passed explicitly. */
+static inline uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Block patterns: word i of a block is f(address, size) + i * K, so a block */
+/* handed to the wrong owner, moved, or overlapped by another is detected.   */
+/* ------------------------------------------------------------------------ */
+
+#define PAT_K 0x9E3779B97F4A7C15ULL
+
+static inline uint64_t block_seed(const void *p, size_t n)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p ^ ((uint64_t)n << 40);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static void fill_block(void *p, size_t n)
+{
+    uint64_t seed = block_seed(p, n);
+    uint64_t *w = p;
+    size_t nw = n / 8;
+    for (size_t i = 0; i < nw; i++)
+        w[i] = seed + i * PAT_K;
+    uint8_t *b = p;
+    for (size_t i = nw * 8; i < n; i++)
+        b[i] = (uint8_t)(seed >> ((i & 7) * 8)) ^ 0x5A;
+}
+
+/* Returns 1 if the block still carries its pattern. */
+static int block_ok(const void *p, size_t n)
+{
+    uint64_t seed = block_seed(p, n);
+    const uint64_t *w = p;
+    size_t nw = n / 8;
+    uint64_t diff = 0;
+    for (size_t i = 0; i < nw; i++)
+        diff |= w[i] ^ (seed + i * PAT_K);
+    const uint8_t *b = p;
+    for (size_t i = nw * 8; i < n; i++)
+        diff |= b[i] ^ ((uint8_t)(seed >> ((i & 7) * 8)) ^ 0x5A);
+    return diff == 0;
+}
+
+/* Allocate n bytes, check alignment, fill with the block pattern. */
+static void *alloc_block(size_t n)
+{
+    void *p = malloc(n);
+    CHECKF(p != NULL, "malloc(%zu) returned NULL", n);
+    CHECKF(((uintptr_t)p & 15) == 0, "malloc(%zu) = %p not 16-aligned", n, p);
+    fill_block(p, n);
+    return p;
+}
+
+/* Verify then free. */
+static void free_block(void *p, size_t n)
+{
+    CHECKF(block_ok(p, n), "block %p (%zu bytes) corrupted before free", p, n);
+    free(p);
+}
+
+/* Random size, log-uniform: 8 B .. 2^(max_shift + 4) B, capped at 100 KiB;
+ * 1 in `big_every` (if non-zero) is ~2 MiB instead. */
+static size_t random_size_upto(uint64_t *rng, unsigned big_every,
+                               unsigned max_shift)
+{
+    uint64_t r = rnd(rng);
+    if (big_every && r % big_every == 0)
+        return 2 * MiB + (r >> 32) % (64 * KiB);
+    size_t base = (size_t)8 << ((r >> 8) % (max_shift + 1));
+    size_t n = base + (r >> 24) % base;
+    return n > 100 * KiB ? 100 * KiB : n;
+}
+
+/* 8 B .. 100 KiB (mean ~15 KiB), 1 in `big_every` ~2 MiB. */
+static size_t random_size(uint64_t *rng, unsigned big_every)
+{
+    return random_size_upto(rng, big_every, 13);
+}
+
+/* 8 B .. 16 KiB (mean ~2.5 KiB), 1 in `big_every` ~2 MiB. */
+static size_t small_size(uint64_t *rng, unsigned big_every)
+{
+    return random_size_upto(rng, big_every, 10);
+}
+
+/* ------------------------------------------------------------------------ */
+/* (a) cross-thread frees through per-thread rings                           */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    A_THREADS = 4,
+    A_BLOCKS_PER_THREAD = 60000, /* 240,000 blocks in total */
+    A_RING = 512,
+    A_BATCH = 64,
+};
+
+struct item {
+    void *p;
+    size_t n;
+};
+
+/* Ring i is consumed only by thread i and filled by the other threads. */
+struct ring {
+    pthread_mutex_t lock;
+    size_t head, count;
+    struct item items[A_RING];
+};
+
+static struct ring a_rings[A_THREADS];
+static atomic_size_t a_consumed;
+
+static int ring_try_push(struct ring *r, struct item it)
+{
+    int ok = 0;
+    pthread_mutex_lock(&r->lock);
+    if (r->count < A_RING) {
+        r->items[(r->head + r->count) % A_RING] = it;
+        r->count++;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
+
+static size_t ring_pop_batch(struct ring *r, struct item *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->lock);
+    while (n < max && r->count > 0) {
+        out[n++] = r->items[r->head];
+        r->head = (r->head + 1) % A_RING;
+        r->count--;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+static void *a_thread(void *arg)
+{
+    size_t self = (size_t)(uintptr_t)arg;
+    uint64_t rng = 0x9E3779B97F4A7C15ULL * (self + 1);
+    size_t produced = 0;
+    struct item pending = {NULL, 0};
+    size_t target = 0;
+    const size_t total = (size_t)A_THREADS * A_BLOCKS_PER_THREAD;
+
+    for (;;) {
+        int progress = 0;
+        if (produced < A_BLOCKS_PER_THREAD) {
+            if (!pending.p) {
+                pending.n = random_size(&rng, 1000);
+                pending.p = alloc_block(pending.n);
+                /* always a different thread than ourselves */
+                target = (self + 1 + rnd(&rng) % (A_THREADS - 1)) % A_THREADS;
+            }
+            if (ring_try_push(&a_rings[target], pending)) {
+                pending.p = NULL;
+                produced++;
+                progress = 1;
+            }
+        }
+        struct item batch[A_BATCH];
+        size_t got = ring_pop_batch(&a_rings[self], batch, A_BATCH);
+        for (size_t i = 0; i < got; i++)
+            free_block(batch[i].p, batch[i].n);
+        if (got) {
+            atomic_fetch_add(&a_consumed, got);
+            progress = 1;
+        }
+        if (produced == A_BLOCKS_PER_THREAD && atomic_load(&a_consumed) == total)
+            break;
+        if (!progress)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static void test_cross_thread(void)
+{
+    g_group = "cross-thread frees";
+    double t0 = now_s();
+    for (int i = 0; i < A_THREADS; i++)
+        pthread_mutex_init(&a_rings[i].lock, NULL);
+    pthread_t th[A_THREADS];
+    for (size_t i = 0; i < A_THREADS; i++)
+        CHECK(pthread_create(&th[i], NULL, a_thread, (void *)(uintptr_t)i) == 0);
+    for (int i = 0; i < A_THREADS; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    for (int i = 0; i < A_THREADS; i++)
+        CHECK(a_rings[i].count == 0);
+    CHECK(atomic_load(&a_consumed) == (size_t)A_THREADS * A_BLOCKS_PER_THREAD);
+    printf("(a) cross-thread frees: %d threads, %d blocks ... ok (%.2f s)\n",
+           A_THREADS, A_THREADS * A_BLOCKS_PER_THREAD, now_s() - t0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* (b) thread churn: short-lived threads leave live blocks behind            */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    B_THREADS = 2000,
+    B_BATCH = 50,       /* threads alive at the same time */
+    B_BLOCKS = 50,      /* allocated per thread */
+    B_LEFT = B_BLOCKS / 2, /* left live at thread exit */
+};
+
+static struct item b_left[B_THREADS][B_LEFT];
+
+static void *b_thread(void *arg)
+{
+    size_t id = (size_t)(uintptr_t)arg;
+    uint64_t rng = 0xD1B54A32D192ED03ULL * (id + 1);
+    struct item mine[B_BLOCKS];
+    for (int i = 0; i < B_BLOCKS; i++) {
+        /* mostly small; some medium; 1 in 500 is 2 MiB */
+        size_t n = rnd(&rng) % 4 ? 1 + rnd(&rng) % 1024
+                                  : random_size(&rng, 500);
+        mine[i].n = n;
+        mine[i].p = alloc_block(n);
+    }
+    /* free every other block ourselves, publish the rest */
+    for (int i = 0; i < B_BLOCKS; i++) {
+        if (i % 2 == 0)
+            free_block(mine[i].p, mine[i].n);
+        else
+            b_left[id][i / 2] = mine[i];
+    }
+    return NULL;
+}
+
+static void test_thread_churn(void)
+{
+    g_group = "thread churn";
+    double t0 = now_s();
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * KiB);
+    for (size_t base = 0; base < B_THREADS; base += B_BATCH) {
+        pthread_t th[B_BATCH];
+        for (size_t i = 0; i < B_BATCH; i++) {
+            int rc = pthread_create(&th[i], &attr, b_thread,
+                                    (void *)(uintptr_t)(base + i));
+            CHECKF(rc == 0, "pthread_create #%zu: %s", base + i, strerror(rc));
+        }
+        for (size_t i = 0; i < B_BATCH; i++)
+            CHECK(pthread_join(th[i], NULL) == 0);
+        /* Between batches, the main thread frees a few leftovers of the
+         * previous batch, so frees of blocks owned by dead threads happen
+         * while new threads allocate. */
+        if (base >= B_BATCH)
+            for (size_t t = base - B_BATCH; t < base; t++) {
+                free_block(b_left[t][0].p, b_left[t][0].n);
+                b_left[t][0].p = NULL;
+            }
+    }
+    pthread_attr_destroy(&attr);
+    size_t freed = 0;
+    for (size_t t = 0; t < B_THREADS; t++)
+        for (size_t k = 0; k < B_LEFT; k++)
+            if (b_left[t][k].p) {
+                free_block(b_left[t][k].p, b_left[t][k].n);
+                freed++;
+            }
+    printf("(b) thread churn: %d threads, %zu orphaned blocks ... ok (%.2f s)\n",
+           B_THREADS, freed, now_s() - t0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* (c) fork while other threads allocate                                     */
+/* ------------------------------------------------------------------------ */
+
+enum {
+    C_WORKERS = 3,
+    C_FORKS = 50,
+    C_CHILD_OPS = 10000,
+    C_CHILD_SLOTS = 256,
+    C_PARENT_BLOCKS = 200,
+    CHILD_TIMEOUT_S = 10,
+};
+
+static atomic_int c_stop;
+static atomic_long c_worker_ops;
+static struct item c_parent_blocks[C_PARENT_BLOCKS];
+
+/* Worker: keep 64 blocks, replace a random one each iteration. */
+static void *c_worker(void *arg)
+{
+    uint64_t rng = 0xA0761D6478BD642FULL * ((uintptr_t)arg + 1);
+    struct item slot[64] = {{0}};
+    long ops = 0;
+    while (!atomic_load_explicit(&c_stop, memory_order_relaxed)) {
+        struct item *s = &slot[rnd(&rng) % 64];
+        if (s->p)
+            free_block(s->p, s->n);
+        s->n = small_size(&rng, 1000);
+        s->p = alloc_block(s->n);
+        ops++;
+    }
+    for (int i = 0; i < 64; i++)
+        if (slot[i].p)
+            free_block(slot[i].p, slot[i].n);
+    atomic_fetch_add(&c_worker_ops, ops);
+    return NULL;
+}
+
+/* A thread started inside a forked child. */
+static void *c_child_thread(void *arg)
+{
+    uint64_t rng = (uintptr_t)arg | 1;
+    struct item slot[32] = {{0}};
+    for (int i = 0; i < 2000; i++) {
+        struct item *s = &slot[rnd(&rng) % 32];
+        if (s->p)
+            free_block(s->p, s->n);
+        s->n = small_size(&rng, 0);
+        s->p = alloc_block(s->n);
+    }
+    for (int i = 0; i < 32; i++)
+        if (slot[i].p)
+            free_block(slot[i].p, slot[i].n);
+    return NULL;
+}
+
+/* Body of a forked child.  Never returns. */
+static void c_child(int k)
+{
+    g_in_child = 1;
+    alarm(CHILD_TIMEOUT_S + 5); /* backstop if the parent's timeout fails */
+    uint64_t rng = 0x8BB84B93962EACC9ULL * (uint64_t)(k + 1);
+
+    /* Blocks inherited from the parent are intact; free half of them
+     * (freeing memory allocated before fork must work in the child). */
+    for (int i = 0; i < C_PARENT_BLOCKS; i++) {
+        CHECKF(block_ok(c_parent_blocks[i].p, c_parent_blocks[i].n),
+               "inherited block %d corrupted", i);
+        if (i % 2)
+            free(c_parent_blocks[i].p);
+    }
+
+    /* ~10,000 mixed operations on up to C_CHILD_SLOTS live blocks. */
+    struct item slot[C_CHILD_SLOTS];
+    memset(slot, 0, sizeof slot);
+    for (int op = 0; op < C_CHILD_OPS; op++) {
+        struct item *s = &slot[rnd(&rng) % C_CHILD_SLOTS];
+        unsigned what = rnd(&rng) % 8;
+        if (s->p && what == 0) {
+            /* realloc keeps the old pattern prefix; re-fill for new size */
+            size_t n = small_size(&rng, 100);
+            CHECK(block_ok(s->p, s->n));
+            void *q = realloc(s->p, n);
+            CHECKF(q != NULL, "realloc(%zu) failed in child", n);
+            s->p = q;
+            s->n = n;
+            fill_block(q, n);
+            continue;
+        }
+        if (s->p)
+            free_block(s->p, s->n);
+        s->n = small_size(&rng, 300);
+        if (what == 1) {
+            s->p = calloc(1, s->n);
+            CHECK(s->p != NULL);
+            for (size_t i = 0; i < s->n; i += 61)
+                CHECKF(((uint8_t *)s->p)[i] == 0,
+                       "calloc(1, %zu) in child: byte %zu non-zero", s->n, i);
+            fill_block(s->p, s->n);
+        } else {
+            s->p = alloc_block(s->n);
+        }
+    }
+    for (int i = 0; i < C_CHILD_SLOTS; i++)
+        if (slot[i].p)
+            free_block(slot[i].p, slot[i].n);
+
+    /* Threads still work in the child. */
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, c_child_thread, (void *)(uintptr_t)k) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    _exit(0);
+}
+
+/* Wait for pid with a timeout; returns its status, fails the test on hang. */
+static int wait_child(pid_t pid, int k)
+{
+    double deadline = now_s() + CHILD_TIMEOUT_S;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        CHECKF(r == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        if (now_s() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            CHECKF(0, "forked child #%d did not finish within %d s "
+                   "(deadlock after fork?)", k, CHILD_TIMEOUT_S);
+        }
+        usleep(1000);
+    }
+}
+
+static void test_fork(void)
+{
+    g_group = "fork with threads";
+    double t0 = now_s();
+    uint64_t rng = 12345;
+    for (int i = 0; i < C_PARENT_BLOCKS; i++) {
+        c_parent_blocks[i].n = random_size(&rng, 50);
+        c_parent_blocks[i].p = alloc_block(c_parent_blocks[i].n);
+    }
+
+    pthread_t th[C_WORKERS];
+    for (size_t i = 0; i < C_WORKERS; i++)
+        CHECK(pthread_create(&th[i], NULL, c_worker, (void *)(uintptr_t)i) == 0);
+    usleep(20000); /* let the workers get going */
+
+    for (int k = 0; k < C_FORKS; k++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        CHECKF(pid >= 0, "fork: %s", strerror(errno));
+        if (pid == 0)
+            c_child(k);
+        int st = wait_child(pid, k);
+        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+               "forked child #%d: %s %d", k,
+               WIFEXITED(st) ? "exit status" : "killed by signal",
+               WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        usleep((useconds_t)(rnd(&rng) % 2000)); /* vary the fork moment */
+    }
+
+    atomic_store(&c_stop, 1);
+    for (int i = 0; i < C_WORKERS; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    for (int i = 0; i < C_PARENT_BLOCKS; i++)
+        free_block(c_parent_blocks[i].p, c_parent_blocks[i].n);
+    printf("(c) fork while allocating: %d forks, %d workers (%ld ops) ... ok "
+           "(%.2f s)\n", C_FORKS, C_WORKERS, (long)atomic_load(&c_worker_ops),
+           now_s() - t0);
+}
+
+int main(void)
+{
+    double t0 = now_s();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGABRT, crash_handler);
+    signal(SIGSEGV, crash_handler);
+    signal(SIGBUS, crash_handler);
+#ifdef TEST_AGAINST_GLIBC
+    printf("test_threads: built against glibc\n");
+#endif
+    test_cross_thread();
+    test_thread_churn();
+    test_fork();
+    printf("ALL OK (%.2f s)\n", now_s() - t0);
+    return 0;
+}
