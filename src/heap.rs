@@ -18,9 +18,9 @@
 //! heap (`remote.rs`), then carves a never-used block from the first pool, retires pools
 //! that are exhausted (state *full*), and finally claims a new pool from the arenas.
 //!
-//! An empty pool goes back to its arena, except when it is the only pool of its class in
-//! this heap: then it stays, so a loop that allocates and frees one block does not claim
-//! and release a pool (taking the arena lock) on every iteration.
+//! An empty pool goes back to its arena, except that a heap keeps one empty pool per
+//! class, so a loop that allocates and frees around a pool boundary does not claim and
+//! release a pool (taking the arena lock) on every iteration.
 
 use core::ptr;
 
@@ -37,6 +37,10 @@ pub struct Heap {
     /// are doubly linked through `Pool::next`/`prev`; a pool is on its list iff it is in
     /// state *used*.
     usedpools: [*mut Pool; CLASSES],
+    /// Per class, the empty pool this heap keeps instead of returning it to its arena, or
+    /// null.  A hint: the pool may have been allocated from since (then it is not empty and
+    /// a newly emptied pool may take its place); it is always a pool this heap owns.
+    kept_empty: [*mut Pool; CLASSES],
     /// Blocks freed into this heap's pools by other threads.
     pub remote: RemoteFree,
     /// Registry links (guarded by the registry lock).
@@ -84,6 +88,7 @@ impl Heap {
         unsafe {
             for c in 0..CLASSES {
                 (*this).usedpools[c] = empty_pool();
+                (*this).kept_empty[c] = ptr::null_mut();
             }
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
             (*this).next_all = ptr::null_mut();
@@ -188,10 +193,16 @@ impl Heap {
         }
     }
 
-    /// An empty pool returns to its arena unless it is the last of its class here.
+    /// An empty pool returns to its arena, except that the heap keeps one empty pool per
+    /// class: a program whose live blocks of a class hover around a pool boundary would
+    /// otherwise claim and release a pool (the arena lock, and `madvise` for big pools)
+    /// over and over.
     fn pool_emptied(&mut self, pool: &mut Pool) {
-        let only_one = self.usedpools[pool.class as usize] == pool as *mut Pool && pool.next.is_null();
-        if only_one {
+        let class = pool.class as usize;
+        let kept = self.kept_empty[class];
+        // SAFETY: `kept_empty` entries are null or pools this heap owns.
+        if kept.is_null() || kept == pool as *mut Pool || unsafe { (*kept).used } != 0 {
+            self.kept_empty[class] = pool;
             return;
         }
         self.unlink(pool);
@@ -234,6 +245,7 @@ impl Heap {
                 }
                 p = next;
             }
+            self.kept_empty[class] = ptr::null_mut();
         }
     }
 
