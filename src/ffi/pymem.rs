@@ -12,10 +12,16 @@
 //! next definition of the same function (`dlsym(RTLD_NEXT, ...)`), libpython's, which knows
 //! them.  Outside a Python process there is no next definition, and a foreign pointer is
 //! heap misuse as for `free`.
+//!
+//! Hooks: tracemalloc, the debug hooks (`PYTHONMALLOC=debug`, `-X dev`) and extensions
+//! install wrappers with `PyMem_SetAllocator`.  Interposed functions would bypass them, so
+//! we interpose `PyMem_SetAllocator` too, and while a domain is hooked every call on it
+//! goes to libpython's definition (through the hook).  A hook passes blocks it did not make
+//! on to the allocator underneath, whose frees end in our `free`.
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::alloc;
 use crate::diag;
@@ -49,48 +55,136 @@ impl Next {
     }
 }
 
-static NEXT_RAW_FREE: Next = Next::new(b"PyMem_RawFree\0");
-static NEXT_RAW_REALLOC: Next = Next::new(b"PyMem_RawRealloc\0");
-static NEXT_MEM_FREE: Next = Next::new(b"PyMem_Free\0");
-static NEXT_MEM_REALLOC: Next = Next::new(b"PyMem_Realloc\0");
-static NEXT_OBJ_FREE: Next = Next::new(b"PyObject_Free\0");
-static NEXT_OBJ_REALLOC: Next = Next::new(b"PyObject_Realloc\0");
+/// One of CPython's three allocator domains, with libpython's definitions of its functions
+/// and whether a hook is installed on it.
+struct Domain {
+    /// `PyMemAllocatorDomain` value: RAW = 0, MEM = 1, OBJ = 2.
+    id: i32,
+    malloc: Next,
+    calloc: Next,
+    realloc: Next,
+    free: Next,
+    /// HOOK_UNKNOWN until first asked, then whether the domain's allocator is a hook.
+    hook: AtomicU8,
+}
+
+const HOOK_UNKNOWN: u8 = 0;
+const HOOK_NONE: u8 = 1;
+const HOOK_INSTALLED: u8 = 2;
+
+macro_rules! domain {
+    ($id:expr, $m:literal, $c:literal, $r:literal, $f:literal) => {
+        Domain {
+            id: $id,
+            malloc: Next::new($m),
+            calloc: Next::new($c),
+            realloc: Next::new($r),
+            free: Next::new($f),
+            hook: AtomicU8::new(HOOK_UNKNOWN),
+        }
+    };
+}
+
+static RAW: Domain = domain!(0, b"PyMem_RawMalloc\0", b"PyMem_RawCalloc\0", b"PyMem_RawRealloc\0", b"PyMem_RawFree\0");
+static MEM: Domain = domain!(1, b"PyMem_Malloc\0", b"PyMem_Calloc\0", b"PyMem_Realloc\0", b"PyMem_Free\0");
+static OBJ: Domain = domain!(2, b"PyObject_Malloc\0", b"PyObject_Calloc\0", b"PyObject_Realloc\0", b"PyObject_Free\0");
+
+static NEXT_GET_ALLOCATOR: Next = Next::new(b"PyMem_GetAllocator\0");
+static NEXT_SET_ALLOCATOR: Next = Next::new(b"PyMem_SetAllocator\0");
+
+/// CPython's `PyMemAllocatorEx`: a context and four functions.
+#[repr(C)]
+struct PyMemAllocatorEx {
+    ctx: *mut c_void,
+    functions: [usize; 4],
+}
+
+type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
+type CallocFn = unsafe extern "C" fn(usize, usize) -> *mut c_void;
+type ReallocFn = unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void;
+type FreeFn = unsafe extern "C" fn(*mut c_void);
+
+impl Domain {
+    /// True when someone (tracemalloc, the debug hooks of `PYTHONMALLOC=debug` or `-X dev`,
+    /// an extension calling `PyMem_SetAllocator`) installed a hook on this domain.  CPython's
+    /// own base allocators have a NULL context; every hook CPython installs has one.
+    #[inline]
+    fn hooked(&self) -> bool {
+        match self.hook.load(Ordering::Relaxed) {
+            HOOK_NONE => false,
+            HOOK_INSTALLED => true,
+            _ => self.refresh(),
+        }
+    }
+
+    /// Asks libpython which allocator the domain has now.
+    fn refresh(&self) -> bool {
+        let hooked = match NEXT_GET_ALLOCATOR.get() {
+            Some(f) => {
+                // SAFETY: `f` is libpython's PyMem_GetAllocator(domain, PyMemAllocatorEx *).
+                let get: unsafe extern "C" fn(i32, *mut PyMemAllocatorEx) = unsafe { core::mem::transmute(f) };
+                let mut a = PyMemAllocatorEx { ctx: ptr::null_mut(), functions: [0; 4] };
+                // SAFETY: `a` is a valid PyMemAllocatorEx to fill.
+                unsafe { get(self.id, &mut a) };
+                !a.ctx.is_null()
+            }
+            None => false, // not a Python process
+        };
+        self.hook.store(if hooked { HOOK_INSTALLED } else { HOOK_NONE }, Ordering::Relaxed);
+        hooked
+    }
+}
 
 /// Looks up every next definition now, from the library constructor, so the lookups do
 /// not happen later in some delicate context.
 pub fn resolve_next_definitions() {
-    for n in [&NEXT_RAW_FREE, &NEXT_RAW_REALLOC, &NEXT_MEM_FREE, &NEXT_MEM_REALLOC, &NEXT_OBJ_FREE, &NEXT_OBJ_REALLOC] {
-        n.get();
+    for d in [&RAW, &MEM, &OBJ] {
+        for n in [&d.malloc, &d.calloc, &d.realloc, &d.free] {
+            n.get();
+        }
     }
+    NEXT_GET_ALLOCATOR.get();
+    NEXT_SET_ALLOCATOR.get();
 }
 
 /// CPython refuses sizes above PY_SSIZE_T_MAX.
 const PY_SSIZE_T_MAX: usize = isize::MAX as usize;
 
-fn py_malloc(size: usize) -> *mut c_void {
+fn py_malloc(d: &Domain, size: usize) -> *mut c_void {
+    if d.hooked() {
+        if let Some(f) = d.malloc.get() {
+            // SAFETY: libpython's definition of this very function.
+            return unsafe { core::mem::transmute::<usize, MallocFn>(f)(size) };
+        }
+    }
     if size > PY_SSIZE_T_MAX {
         return ptr::null_mut();
     }
     alloc::malloc(size.max(1)).cast()
 }
 
-fn py_calloc(nelem: usize, elsize: usize) -> *mut c_void {
+fn py_calloc(d: &Domain, nelem: usize, elsize: usize) -> *mut c_void {
+    if d.hooked() {
+        if let Some(f) = d.calloc.get() {
+            // SAFETY: libpython's definition of this very function.
+            return unsafe { core::mem::transmute::<usize, CallocFn>(f)(nelem, elsize) };
+        }
+    }
     match nelem.checked_mul(elsize) {
         Some(total) if total <= PY_SSIZE_T_MAX => alloc::calloc(total.max(1)).cast(),
         _ => ptr::null_mut(),
     }
 }
 
-fn py_realloc(p: *mut c_void, size: usize, next: &Next, func: &str) -> *mut c_void {
-    if p.is_null() {
-        return py_malloc(size);
+fn py_realloc(d: &Domain, p: *mut c_void, size: usize, func: &str) -> *mut c_void {
+    if d.hooked() || (!p.is_null() && !alloc::owns(p.cast())) {
+        // Through the hook, or libpython's own block: libpython's realloc.
+        let Some(f) = d.realloc.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
+        // SAFETY: libpython's definition of this very function.
+        return unsafe { core::mem::transmute::<usize, ReallocFn>(f)(p, size) };
     }
-    if !alloc::owns(p.cast()) {
-        let Some(f) = next.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
-        // SAFETY: `f` is the next definition of this very function, same signature.
-        let f: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void = unsafe { core::mem::transmute(f) };
-        // SAFETY: the pointer belongs to that allocator.
-        return unsafe { f(p, size) };
+    if p.is_null() {
+        return py_malloc(d, size);
     }
     if size > PY_SSIZE_T_MAX {
         return ptr::null_mut();
@@ -98,31 +192,56 @@ fn py_realloc(p: *mut c_void, size: usize, next: &Next, func: &str) -> *mut c_vo
     alloc::realloc(p.cast(), size.max(1)).cast()
 }
 
-fn py_free(p: *mut c_void, next: &Next, func: &str) {
+fn py_free(d: &Domain, p: *mut c_void, func: &str) {
     if p.is_null() {
         return;
     }
-    if alloc::owns(p.cast()) {
+    if !d.hooked() && alloc::owns(p.cast()) {
         alloc::free(p.cast());
         return;
     }
-    let Some(f) = next.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
-    // SAFETY: `f` is the next definition of this very function, same signature.
-    let f: unsafe extern "C" fn(*mut c_void) = unsafe { core::mem::transmute(f) };
-    // SAFETY: the pointer belongs to that allocator.
-    unsafe { f(p) }
+    // Through the hook, or libpython's own block: libpython's free.  (A block of ours that
+    // reaches a hook's free is passed on by the hook to the allocator underneath, which
+    // ends in our `free`.)
+    let Some(f) = d.free.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
+    // SAFETY: libpython's definition of this very function.
+    unsafe { core::mem::transmute::<usize, FreeFn>(f)(p) }
+}
+
+/// Interposes libpython's `PyMem_SetAllocator` to learn when a hook is installed or
+/// removed (tracemalloc, debug hooks), then installs it as CPython would.  While a domain is
+/// hooked, its allocations go through libpython (and so through the hook).  Outside a
+/// Python process it does nothing.  Not declared in the header: its prototype is Python.h's.
+///
+/// cbindgen:ignore
+///
+/// # Safety
+/// `allocator` must point to a valid `PyMemAllocatorEx`.
+#[no_mangle]
+pub unsafe extern "C" fn PyMem_SetAllocator(domain: i32, allocator: *mut c_void) {
+    if let Some(f) = NEXT_SET_ALLOCATOR.get() {
+        // SAFETY: libpython's PyMem_SetAllocator(domain, PyMemAllocatorEx *).
+        let set: unsafe extern "C" fn(i32, *mut c_void) = unsafe { core::mem::transmute(f) };
+        // SAFETY: forwarded contract.
+        unsafe { set(domain, allocator) };
+    }
+    for d in [&RAW, &MEM, &OBJ] {
+        if d.id == domain {
+            d.refresh();
+        }
+    }
 }
 
 /// CPython's raw-domain malloc (callable without the GIL).  0 bytes gives a unique block.
 #[no_mangle]
 pub extern "C" fn PyMem_RawMalloc(size: usize) -> *mut c_void {
-    py_malloc(size)
+    py_malloc(&RAW, size)
 }
 
 /// Raw-domain calloc; NULL if `nelem * elsize` overflows.
 #[no_mangle]
 pub extern "C" fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void {
-    py_calloc(nelem, elsize)
+    py_calloc(&RAW, nelem, elsize)
 }
 
 /// Raw-domain realloc: `(NULL, n)` allocates, `(p, 0)` returns a minimal block.
@@ -131,7 +250,7 @@ pub extern "C" fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void {
 /// `ptr` must be NULL or a live block of this domain.
 #[no_mangle]
 pub unsafe extern "C" fn PyMem_RawRealloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
-    py_realloc(ptr, new_size, &NEXT_RAW_REALLOC, "PyMem_RawRealloc")
+    py_realloc(&RAW, ptr, new_size, "PyMem_RawRealloc")
 }
 
 /// Raw-domain free; NULL is a no-op.
@@ -140,19 +259,19 @@ pub unsafe extern "C" fn PyMem_RawRealloc(ptr: *mut c_void, new_size: usize) -> 
 /// `ptr` must be NULL or a live block of this domain.
 #[no_mangle]
 pub unsafe extern "C" fn PyMem_RawFree(ptr: *mut c_void) {
-    py_free(ptr, &NEXT_RAW_FREE, "PyMem_RawFree")
+    py_free(&RAW, ptr, "PyMem_RawFree")
 }
 
 /// CPython's "mem" domain malloc.
 #[no_mangle]
 pub extern "C" fn PyMem_Malloc(size: usize) -> *mut c_void {
-    py_malloc(size)
+    py_malloc(&MEM, size)
 }
 
 /// "mem" domain calloc.
 #[no_mangle]
 pub extern "C" fn PyMem_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
-    py_calloc(nelem, elsize)
+    py_calloc(&MEM, nelem, elsize)
 }
 
 /// "mem" domain realloc.
@@ -161,7 +280,7 @@ pub extern "C" fn PyMem_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
 /// `ptr` must be NULL or a live block of this domain.
 #[no_mangle]
 pub unsafe extern "C" fn PyMem_Realloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
-    py_realloc(ptr, new_size, &NEXT_MEM_REALLOC, "PyMem_Realloc")
+    py_realloc(&MEM, ptr, new_size, "PyMem_Realloc")
 }
 
 /// "mem" domain free.
@@ -170,19 +289,19 @@ pub unsafe extern "C" fn PyMem_Realloc(ptr: *mut c_void, new_size: usize) -> *mu
 /// `ptr` must be NULL or a live block of this domain.
 #[no_mangle]
 pub unsafe extern "C" fn PyMem_Free(ptr: *mut c_void) {
-    py_free(ptr, &NEXT_MEM_FREE, "PyMem_Free")
+    py_free(&MEM, ptr, "PyMem_Free")
 }
 
 /// CPython's object-domain malloc (what pymalloc serves in CPython).
 #[no_mangle]
 pub extern "C" fn PyObject_Malloc(size: usize) -> *mut c_void {
-    py_malloc(size)
+    py_malloc(&OBJ, size)
 }
 
 /// Object-domain calloc.
 #[no_mangle]
 pub extern "C" fn PyObject_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
-    py_calloc(nelem, elsize)
+    py_calloc(&OBJ, nelem, elsize)
 }
 
 /// Object-domain realloc.
@@ -191,7 +310,7 @@ pub extern "C" fn PyObject_Calloc(nelem: usize, elsize: usize) -> *mut c_void {
 /// `ptr` must be NULL or a live block of this domain.
 #[no_mangle]
 pub unsafe extern "C" fn PyObject_Realloc(ptr: *mut c_void, new_size: usize) -> *mut c_void {
-    py_realloc(ptr, new_size, &NEXT_OBJ_REALLOC, "PyObject_Realloc")
+    py_realloc(&OBJ, ptr, new_size, "PyObject_Realloc")
 }
 
 /// Object-domain free.
@@ -200,5 +319,5 @@ pub unsafe extern "C" fn PyObject_Realloc(ptr: *mut c_void, new_size: usize) -> 
 /// `ptr` must be NULL or a live block of this domain.
 #[no_mangle]
 pub unsafe extern "C" fn PyObject_Free(ptr: *mut c_void) {
-    py_free(ptr, &NEXT_OBJ_FREE, "PyObject_Free")
+    py_free(&OBJ, ptr, "PyObject_Free")
 }
