@@ -13,6 +13,7 @@ use crate::config::{MEDIUM_MAX, MIN_ALIGN};
 use crate::diag;
 use crate::heap::Heap;
 use crate::large;
+use crate::os;
 use crate::ownership::{self, Region};
 use crate::pool::{Block, Pool};
 use crate::size_class::{aligned_class_of, class_of};
@@ -120,16 +121,18 @@ pub fn free(p: *mut u8) {
 
 #[inline(always)]
 fn free_in_pool(pool: *mut Pool, p: *mut u8) {
-    // SAFETY: `pool` is a live pool head (checked by `pool_of`); its owner is set while
-    // any of its blocks is live.
-    let owner: *mut Heap = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
-    let me = thread::current();
-    if owner == me {
-        // SAFETY: we own the pool; `p` is one of its blocks being freed.
-        unsafe { (*me).free_local(pool, p.cast::<Block>()) };
+    // SAFETY: `pool` is a live pool head (checked by `pool_of`); its owner is set while any
+    // of its blocks is live, and heaps are never unmapped.
+    let owner: &Heap = unsafe { &*(*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
+    if owner.thread_id.load(core::sync::atomic::Ordering::Relaxed) == os::thread_id() {
+        // The caller's thread owns the heap (ids are unique among live threads).
+        let owner = owner as *const Heap as *mut Heap;
+        // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.
+        unsafe { (*owner).free_local(pool, p.cast::<Block>()) };
     } else {
-        // SAFETY: heaps are never unmapped; the remote stack takes other threads' frees.
-        unsafe { (*owner).remote.push(p.cast::<Block>()) };
+        // SAFETY: the remote stack takes other threads' frees; `p` is a live block of a
+        // pool of `owner`.
+        unsafe { owner.remote.push(p.cast::<Block>()) };
     }
 }
 

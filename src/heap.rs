@@ -33,6 +33,11 @@ use crate::size_class::{CLASSES, CLASS_SLOTS};
 /// A thread's heap.  Lives in memory from `thread.rs`'s registry and is never unmapped.
 #[repr(C)]
 pub struct Heap {
+    /// `os::thread_id()` of the thread using this heap, 0 while abandoned.  The free path
+    /// compares it with the caller's id to tell a local free from a remote one without
+    /// reaching for thread-local storage.  Written only by the owning thread (at attach and
+    /// at exit); other threads may read a stale value, never one equal to their own id.
+    pub thread_id: core::sync::atomic::AtomicUsize,
     /// Per class, the first pool with a block to give, or `EMPTY_POOL`.  Pools of a class
     /// are doubly linked through `Pool::next`/`prev`; a pool is on its list iff it is in
     /// state *used*.
@@ -57,6 +62,7 @@ unsafe impl Sync for EmptyPool {}
 static EMPTY_POOL: EmptyPool = EmptyPool(core::cell::UnsafeCell::new(Pool {
     free: ptr::null_mut(),
     used: 0,
+    relink_at: 0,
     block_size: 0,
     bump: 0,
     limit: 0,
@@ -91,6 +97,7 @@ impl Heap {
                 (*this).kept_empty[c] = ptr::null_mut();
             }
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
+            ptr::addr_of_mut!((*this).thread_id).write(core::sync::atomic::AtomicUsize::new(0));
             (*this).next_all = ptr::null_mut();
             (*this).next_abandoned = ptr::null_mut();
         }
@@ -149,9 +156,9 @@ impl Heap {
             if !b.is_null() {
                 return (b, pool.zeroed);
             }
-            // Exhausted: the pool becomes full and leaves the list until a block comes back.
+            // Exhausted: the pool becomes full and leaves the list until blocks come back.
             self.unlink(pool);
-            pool.state = state::FULL;
+            pool.mark_full();
         }
         let Some(claim) = arena::claim_pool(CLASS_SLOTS[class] as usize) else {
             return (ptr::null_mut(), false);
@@ -175,17 +182,17 @@ impl Heap {
         let pool = unsafe { &mut *pool };
         // SAFETY: as above.
         unsafe { pool.push_free(b) };
-        if pool.used == 0 || pool.state == state::FULL {
+        if pool.used == pool.relink_at {
             self.free_generic(pool);
         }
     }
 
-    /// A free changed the pool's state: full → used, or → empty.
+    /// A free changed the pool's state: full → used (enough blocks came back), or → empty.
     #[cold]
     #[inline(never)]
     fn free_generic(&mut self, pool: &mut Pool) {
         if pool.state == state::FULL {
-            pool.state = state::USED;
+            pool.mark_used();
             self.push_front(pool);
         }
         if pool.used == 0 {
@@ -376,9 +383,12 @@ mod tests {
         let a = heap.alloc(class);
         let b = heap.alloc(class);
         assert!(!a.is_null() && !b.is_null() && a != b);
-        // Allocating `b` found `a`'s pool exhausted: it is full and off the list.
+        // Allocating `b` found `a`'s pool exhausted: it is full and off the list, and
+        // one returned block (its whole capacity) is enough to bring it back.
         // SAFETY: the pool entry is live.
         assert_eq!(unsafe { (*pool_of_block(a)).state }, state::FULL);
+        // SAFETY: the pool entry is live.
+        assert_eq!(unsafe { (*pool_of_block(a)).relink_at }, 0);
         assert!(heap.is_valid());
         // SAFETY: live block of ours.
         unsafe { heap.free_local(pool_of_block(a), a.cast()) };

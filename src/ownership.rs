@@ -59,22 +59,34 @@ fn split(addr: usize) -> Option<(usize, usize)> {
     Some((chunk >> LEAF_BITS, chunk & (LEAF_LEN - 1)))
 }
 
+/// The raw entry for `addr`'s chunk.  Indices are masked rather than range-checked: an
+/// address above 2^48 aliases some chunk below, so callers must check that the entry really
+/// covers `addr` (`lookup` does).
+#[inline(always)]
+fn entry_of(addr: usize) -> usize {
+    let top = (addr >> (ARENA_SHIFT + LEAF_BITS)) & (TOP_LEN - 1);
+    // SAFETY-free: `top < TOP_LEN` by the mask.
+    let leaf = TOP[top].load(Ordering::Acquire);
+    if leaf.is_null() {
+        return 0;
+    }
+    // SAFETY: installed leaves are valid forever; the index is masked below LEAF_LEN.
+    unsafe { (*leaf).entries.get_unchecked((addr >> ARENA_SHIFT) & (LEAF_LEN - 1)) }.load(Ordering::Acquire)
+}
+
 /// Looks up the region containing `addr`.
 #[inline(always)]
 pub fn lookup(addr: usize) -> Region {
-    let Some((top, index)) = split(addr) else { return Region::Foreign };
-    // SAFETY-free: `top < TOP_LEN` by construction of `split`.
-    let leaf = TOP[top].load(Ordering::Acquire);
-    if leaf.is_null() {
-        return Region::Foreign;
+    let entry = entry_of(addr);
+    let base = entry & !TAG_MASK;
+    // The common case in one compare: an arena entry names its own chunk.
+    if entry == (addr & !(ARENA_SIZE - 1)) | TAG_ARENA {
+        return Region::Arena(base);
     }
-    // SAFETY: installed leaves are valid forever; `index < LEAF_LEN`.
-    let entry = unsafe { (*leaf).entries.get_unchecked(index) }.load(Ordering::Acquire);
-    match entry & TAG_MASK {
-        TAG_ARENA => Region::Arena(entry & !TAG_MASK),
-        TAG_LARGE => Region::Large(entry & !TAG_MASK),
-        _ => Region::Foreign,
+    if entry & TAG_MASK == TAG_LARGE && addr >> ADDRESS_BITS == 0 {
+        return Region::Large(base);
     }
+    Region::Foreign
 }
 
 /// The entry slot for `addr`, installing its leaf if needed.  None when out of memory

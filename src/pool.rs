@@ -17,8 +17,11 @@
 //! * **used** — on its owner heap's `usedpools[class]` list, iff it has a free block or
 //!   bump room, or it is the one empty pool a heap keeps per class.  `next`/`prev` are the
 //!   list links.
-//! * **full** — every block handed out (`free` is null and `bump == limit`); on no list.
-//!   `next`/`prev` mean nothing.  A free into a full pool puts it back on the used list.
+//! * **full** — it had every block handed out when the heap last looked; on no list.
+//!   `next`/`prev` mean nothing.  Freed blocks collect on its free list, and once `RELINK`
+//!   of them have come back it goes on the used list again.  Waiting for a few instead of
+//!   one keeps a pool that hovers at full (the steady state of random churn) from moving
+//!   on and off its list at every free and every allocation.
 //! * **empty** — `used == 0`.  Returned to the arena (its slots become free) unless the heap
 //!   keeps it as the last pool of its class against thrash.
 //!
@@ -59,8 +62,12 @@ pub mod state {
 pub struct Pool {
     /// Head of the local free list; null when empty.
     pub free: *mut Block,
-    /// Blocks handed out and not yet back on `free`.
-    pub used: u32,
+    /// Blocks handed out and not yet back on `free` (a pool holds at most 1024 blocks).
+    pub used: u16,
+    /// The free path takes its slow branch when `used` drops to this: 0 for a used pool
+    /// (it became empty), `capacity - RELINK` for a full one (enough blocks came back to
+    /// put it on the used list again).  One compare covers both events.
+    pub relink_at: u16,
     /// Size of each block (the class size, cached here for the hot paths).
     pub block_size: u32,
     /// Offset from `start` of the first never-used block.
@@ -92,6 +99,11 @@ pub struct Pool {
 }
 
 const _: () = assert!(core::mem::size_of::<Pool>() == 64);
+// `used` and `relink_at` are u16: the largest capacity is a one-slot pool of 16-byte blocks.
+const _: () = assert!(SLOT_SIZE / crate::config::MIN_ALIGN <= u16::MAX as usize);
+
+/// At most this many blocks must come back to a full pool before it is used again.
+const MAX_RELINK: u32 = 16;
 
 impl Pool {
     /// Makes this (head) entry a fresh pool of `class` owned by `owner`.
@@ -105,6 +117,7 @@ impl Pool {
         let capacity = slots * SLOT_SIZE / size;
         self.free = ptr::null_mut();
         self.used = 0;
+        self.relink_at = 0;
         self.block_size = size as u32;
         self.bump = 0;
         self.limit = (capacity * size) as u32;
@@ -168,6 +181,19 @@ impl Pool {
         self.limit / self.block_size
     }
 
+    /// The pool leaves the used list: it is full until `relink_after()` blocks come back.
+    pub fn mark_full(&mut self) {
+        self.state = state::FULL;
+        let cap = self.capacity();
+        self.relink_at = (cap - (cap / 8).clamp(1, MAX_RELINK)) as u16;
+    }
+
+    /// The pool is back on the used list.
+    pub fn mark_used(&mut self) {
+        self.state = state::USED;
+        self.relink_at = 0;
+    }
+
     /// True when `p` is the start of a block of this pool that has been handed out at least
     /// once (not an interior pointer, not beyond the carved part).  No division: see
     /// `size_class::Divisor`.
@@ -197,7 +223,8 @@ impl Pool {
             b = unsafe { (*b).next };
         }
         let carved = self.bump / self.block_size;
-        self.bump <= self.limit && self.used + on_list == carved && self.used <= cap
+        let used = self.used as u32;
+        self.bump <= self.limit && used + on_list == carved && used <= cap
     }
 }
 
@@ -234,6 +261,8 @@ mod tests {
             assert!(p.pop_fresh().is_null());
             assert!(p.is_exhausted());
             assert_eq!(p.used as usize, cap);
+            p.mark_full();
+            assert!(p.relink_at as usize >= cap.saturating_sub(16) && (p.relink_at as usize) < cap);
             // SAFETY: the mapping was made above.
             unsafe { os::unmap(mem, len) };
         }

@@ -31,12 +31,6 @@ std::thread_local! {
     static THREAD_HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
 }
 
-/// The calling thread's heap, or null if it has none (yet, or any more).
-#[inline(always)]
-pub fn current() -> *mut Heap {
-    THREAD_HEAP.get()
-}
-
 /// The calling thread's heap, attaching one on first use.  Null only when out of memory.
 #[inline(always)]
 pub fn heap() -> *mut Heap {
@@ -55,6 +49,8 @@ fn attach() -> *mut Heap {
     if h.is_null() {
         return h;
     }
+    // SAFETY: `h` is ours now; no other thread attaches it.
+    unsafe { (*h).thread_id.store(os::thread_id(), Ordering::Relaxed) };
     THREAD_HEAP.set(h);
     // SAFETY: the key was created by `ensure_init`; the value is only read back by us.
     unsafe { libc::pthread_setspecific(key(), h.cast()) };
@@ -77,7 +73,12 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     }
     THREAD_HEAP.set(ptr::null_mut());
     // SAFETY: `h` was this thread's heap; no other thread uses it.
-    unsafe { (*h).prepare_to_abandon() };
+    unsafe {
+        (*h).prepare_to_abandon();
+        // From now on every free into its pools is remote, even from a thread that reuses
+        // this thread's descriptor (and so its id).
+        (*h).thread_id.store(0, Ordering::Relaxed);
+    }
     abandon(h);
 }
 
