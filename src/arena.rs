@@ -139,7 +139,7 @@ fn find_run(bits: &[u64; SLOTS_PER_ARENA / 64], n: usize) -> Option<usize> {
     let mut run = 0;
     let mut i = 1; // slot 0 is the header
     while i < SLOTS_PER_ARENA {
-        let word = bits[i / 64];
+        let word = bits[(i / 64) & 3];
         if word == u64::MAX {
             run = 0;
             i = (i / 64 + 1) * 64;
@@ -161,9 +161,9 @@ fn find_run(bits: &[u64; SLOTS_PER_ARENA / 64], n: usize) -> Option<usize> {
 fn set_bits(bits: &mut [u64; SLOTS_PER_ARENA / 64], first: usize, n: usize, on: bool) {
     for s in first..first + n {
         if on {
-            bits[s / 64] |= 1 << (s % 64);
+            bits[(s / 64) & 3] |= 1 << (s % 64);
         } else {
-            bits[s / 64] &= !(1 << (s % 64));
+            bits[(s / 64) & 3] &= !(1 << (s % 64));
         }
     }
 }

@@ -19,10 +19,10 @@ impl Line {
 
     pub fn str(&mut self, s: &str) -> &mut Self {
         for &b in s.as_bytes() {
-            if self.len == self.buf.len() {
-                break;
+            match self.buf.get_mut(self.len) {
+                Some(slot) => *slot = b,
+                None => break,
             }
-            self.buf[self.len] = b;
             self.len += 1;
         }
         self
@@ -30,40 +30,41 @@ impl Line {
 
     pub fn hex(&mut self, v: usize) -> &mut Self {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut tmp = [0u8; 18];
-        tmp[0] = b'0';
-        tmp[1] = b'x';
-        let mut n = 2;
+        self.str("0x");
         let mut started = false;
         for shift in (0..16).rev() {
             let d = (v >> (shift * 4)) & 0xf;
             if d != 0 || started || shift == 0 {
                 started = true;
-                tmp[n] = DIGITS[d];
-                n += 1;
+                let digit = [DIGITS[d]]; // d < 16: no bounds check can fail
+                // SAFETY: an ASCII hex digit.
+                self.str(unsafe { core::str::from_utf8_unchecked(&digit) });
             }
         }
-        // SAFETY: tmp[..n] holds only ASCII.
-        self.str(unsafe { core::str::from_utf8_unchecked(&tmp[..n]) })
+        self
     }
 
     pub fn dec(&mut self, mut v: usize) -> &mut Self {
-        let mut tmp = [0u8; 20];
-        let mut n = tmp.len();
+        // Digits from the most significant: find the largest power of ten ≤ v first.
+        let mut scale = 1usize;
+        while v / scale >= 10 {
+            scale *= 10;
+        }
         loop {
-            n -= 1;
-            tmp[n] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
+            let digit = [b'0' + (v / scale) as u8];
+            // SAFETY: an ASCII decimal digit.
+            self.str(unsafe { core::str::from_utf8_unchecked(&digit) });
+            v %= scale;
+            if scale == 1 {
                 break;
             }
+            scale /= 10;
         }
-        // SAFETY: tmp[n..] holds only ASCII digits.
-        self.str(unsafe { core::str::from_utf8_unchecked(&tmp[n..]) })
+        self
     }
 
     pub fn write(&mut self) {
-        os::write_stderr(&self.buf[..self.len]);
+        os::write_stderr(self.buf.get(..self.len).unwrap_or(&[]));
     }
 }
 

@@ -28,7 +28,7 @@ use crate::arena;
 use crate::config::ARENA_MASK;
 use crate::pool::{state, Block, Pool};
 use crate::remote::RemoteFree;
-use crate::size_class::{CLASSES, CLASS_SLOTS};
+use crate::size_class::{slots_of_class, CLASSES};
 
 /// A thread's heap.  Lives in memory from `thread.rs`'s registry and is never unmapped.
 #[repr(C)]
@@ -85,6 +85,30 @@ fn empty_pool() -> *mut Pool {
 }
 
 impl Heap {
+    /// The head of `class`'s used list.  Unchecked indexing: `class < CLASSES` is an
+    /// invariant of every class value (see `size_class`), and a bounds-check panic would
+    /// allocate.
+    #[inline(always)]
+    fn list(&self, class: usize) -> *mut Pool {
+        debug_assert!(class < CLASSES);
+        // SAFETY: class < CLASSES.
+        unsafe { *self.usedpools.get_unchecked(class) }
+    }
+
+    #[inline(always)]
+    fn list_mut(&mut self, class: usize) -> &mut *mut Pool {
+        debug_assert!(class < CLASSES);
+        // SAFETY: class < CLASSES.
+        unsafe { self.usedpools.get_unchecked_mut(class) }
+    }
+
+    #[inline(always)]
+    fn kept_mut(&mut self, class: usize) -> &mut *mut Pool {
+        debug_assert!(class < CLASSES);
+        // SAFETY: class < CLASSES.
+        unsafe { self.kept_empty.get_unchecked_mut(class) }
+    }
+
     /// Initialises a heap in place (heaps live in raw memory, never on the stack).
     ///
     /// # Safety
@@ -106,8 +130,8 @@ impl Heap {
     /// Allocates a block of `class`.  Null only when the OS is out of memory.
     #[inline(always)]
     pub fn alloc(&mut self, class: usize) -> *mut u8 {
-        // SAFETY: `class < CLASSES` (from size_class); usedpools entries are valid pools.
-        let pool = unsafe { &mut **self.usedpools.get_unchecked(class) };
+        // SAFETY: usedpools entries are valid pools (ours, or EMPTY_POOL).
+        let pool = unsafe { &mut *self.list(class) };
         let b = pool.pop_free();
         if !b.is_null() {
             return b.cast();
@@ -120,7 +144,7 @@ impl Heap {
     pub fn alloc_zeroed(&mut self, class: usize) -> *mut u8 {
         let (b, zero) = {
             // SAFETY: as in `alloc`.
-            let pool = unsafe { &mut **self.usedpools.get_unchecked(class) };
+            let pool = unsafe { &mut *self.list(class) };
             let b = pool.pop_free();
             if !b.is_null() {
                 (b, false)
@@ -142,7 +166,7 @@ impl Heap {
     fn alloc_generic(&mut self, class: usize) -> (*mut Block, bool) {
         self.collect_remote();
         loop {
-            let pool = self.usedpools[class];
+            let pool = self.list(class);
             if pool == empty_pool() {
                 break;
             }
@@ -160,7 +184,7 @@ impl Heap {
             self.unlink(pool);
             pool.mark_full();
         }
-        let Some(claim) = arena::claim_pool(CLASS_SLOTS[class] as usize) else {
+        let Some(claim) = arena::claim_pool(slots_of_class(class)) else {
             return (ptr::null_mut(), false);
         };
         // SAFETY: the claim is ours alone; `start` is its first byte.
@@ -206,10 +230,10 @@ impl Heap {
     /// over and over.
     fn pool_emptied(&mut self, pool: &mut Pool) {
         let class = pool.class as usize;
-        let kept = self.kept_empty[class];
+        let kept = *self.kept_mut(class);
         // SAFETY: `kept_empty` entries are null or pools this heap owns.
         if kept.is_null() || kept == pool as *mut Pool || unsafe { (*kept).used } != 0 {
-            self.kept_empty[class] = pool;
+            *self.kept_mut(class) = pool;
             return;
         }
         self.unlink(pool);
@@ -240,7 +264,7 @@ impl Heap {
     pub fn prepare_to_abandon(&mut self) {
         self.collect_remote();
         for class in 0..CLASSES {
-            let mut p = self.usedpools[class];
+            let mut p = self.list(class);
             while p != empty_pool() {
                 // SAFETY: pools on our lists are ours and live.
                 let pool = unsafe { &mut *p };
@@ -252,13 +276,13 @@ impl Heap {
                 }
                 p = next;
             }
-            self.kept_empty[class] = ptr::null_mut();
+            *self.kept_mut(class) = ptr::null_mut();
         }
     }
 
     fn push_front(&mut self, pool: &mut Pool) {
         let class = pool.class as usize;
-        let head = self.usedpools[class];
+        let head = self.list(class);
         pool.prev = ptr::null_mut();
         if head == empty_pool() {
             pool.next = ptr::null_mut();
@@ -267,7 +291,7 @@ impl Heap {
             // SAFETY: `head` is a live pool on our list.
             unsafe { (*head).prev = pool };
         }
-        self.usedpools[class] = pool;
+        *self.list_mut(class) = pool;
     }
 
     fn unlink(&mut self, pool: &mut Pool) {
@@ -275,7 +299,7 @@ impl Heap {
         // SAFETY: neighbours on our list are live pools of ours.
         unsafe {
             if pool.prev.is_null() {
-                self.usedpools[class] = if pool.next.is_null() { empty_pool() } else { pool.next };
+                *self.list_mut(class) = if pool.next.is_null() { empty_pool() } else { pool.next };
             } else {
                 (*pool.prev).next = pool.next;
             }
@@ -290,7 +314,7 @@ impl Heap {
     /// Number of pools on `class`'s used list (for statistics and tests).
     pub fn used_pool_count(&self, class: usize) -> usize {
         let mut n = 0;
-        let mut p = self.usedpools[class];
+        let mut p = self.list(class);
         while p != empty_pool() && !p.is_null() {
             n += 1;
             // SAFETY: pools on our lists are live.
@@ -303,7 +327,7 @@ impl Heap {
     pub fn is_valid(&self) -> bool {
         for class in 0..CLASSES {
             let mut prev: *mut Pool = ptr::null_mut();
-            let mut p = self.usedpools[class];
+            let mut p = self.list(class);
             while p != empty_pool() && !p.is_null() {
                 // SAFETY: pools on our lists are live.
                 let pool = unsafe { &*p };

@@ -172,7 +172,7 @@ pub fn write_stderr(bytes: &[u8]) {
             }
             return;
         }
-        rest = &rest[n as usize..];
+        rest = rest.get(n as usize..).unwrap_or(&[]);
     }
 }
 

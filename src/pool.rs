@@ -33,7 +33,7 @@ use core::sync::atomic::AtomicPtr;
 
 use crate::config::SLOT_SIZE;
 use crate::heap::Heap;
-use crate::size_class::{size_of_class, CLASS_DIVISOR, CLASS_SLOTS};
+use crate::size_class::{divisor_of_class, size_of_class, slots_of_class};
 
 /// A free block: its first word links to the next free block of the same pool.
 #[repr(C)]
@@ -113,7 +113,7 @@ impl Pool {
     /// arena by the caller, and `start` must be the first byte of those slots.
     pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: *mut Heap, zeroed: bool) {
         let size = size_of_class(class);
-        let slots = CLASS_SLOTS[class] as usize;
+        let slots = slots_of_class(class);
         let capacity = slots * SLOT_SIZE / size;
         self.free = ptr::null_mut();
         self.used = 0;
@@ -178,14 +178,14 @@ impl Pool {
 
     /// Number of blocks the pool holds.
     pub fn capacity(&self) -> u32 {
-        self.limit / self.block_size
+        self.limit.checked_div(self.block_size).unwrap_or(0) // never 0 for a head
     }
 
     /// The pool leaves the used list: it is full until `relink_after()` blocks come back.
     pub fn mark_full(&mut self) {
         self.state = state::FULL;
         let cap = self.capacity();
-        self.relink_at = (cap - (cap / 8).clamp(1, MAX_RELINK)) as u16;
+        self.relink_at = cap.saturating_sub((cap / 8).clamp(1, MAX_RELINK)) as u16;
     }
 
     /// The pool is back on the used list.
@@ -200,7 +200,7 @@ impl Pool {
     #[inline(always)]
     pub fn is_block_start(&self, p: usize) -> bool {
         let offset = p.wrapping_sub(self.start as usize);
-        offset < self.bump as usize && CLASS_DIVISOR[self.class as usize].divides(offset as u32)
+        offset < self.bump as usize && divisor_of_class(self.class as usize).divides(offset as u32)
     }
 
     /// Checks the invariants that must hold of a head entry between operations.
@@ -235,7 +235,7 @@ mod tests {
     use crate::size_class::{class_of, CLASSES};
 
     fn fresh_pool(class: usize) -> (Pool, *mut u8, usize) {
-        let len = CLASS_SLOTS[class] as usize * SLOT_SIZE;
+        let len = slots_of_class(class) * SLOT_SIZE;
         let mem = os::map(len);
         assert!(!mem.is_null());
         // SAFETY: all-zero bytes are a valid (FREE) pool entry.

@@ -161,11 +161,33 @@ fn medium_class_of(size: usize) -> usize {
     SMALL_CLASSES + (k - SMALL_MAX_SHIFT) * MEDIUM_CLASSES_PER_DOUBLING + j
 }
 
+// The accessors below index without a bounds check: a bounds-check failure would panic,
+// and a panic formats its message (allocating).  Every class value in the crate comes from
+// `class_of`/`aligned_class_of` or from a pool header that `Pool::init` wrote from one, so
+// `class < CLASSES` is an invariant, asserted in debug builds.
+
 /// Block size of `class`.
 #[inline(always)]
 pub fn size_of_class(class: usize) -> usize {
-    // SAFETY-free indexing: callers pass classes from `class_of`; out of range is a bug.
-    CLASS_SIZE[class] as usize
+    debug_assert!(class < CLASSES);
+    // SAFETY: class < CLASSES (see above).
+    unsafe { *CLASS_SIZE.get_unchecked(class) as usize }
+}
+
+/// Slots spanned by a pool of `class`.
+#[inline(always)]
+pub fn slots_of_class(class: usize) -> usize {
+    debug_assert!(class < CLASSES);
+    // SAFETY: class < CLASSES (see above).
+    unsafe { *CLASS_SLOTS.get_unchecked(class) as usize }
+}
+
+/// The divisibility test for `class`'s block size.
+#[inline(always)]
+pub fn divisor_of_class(class: usize) -> &'static Divisor {
+    debug_assert!(class < CLASSES);
+    // SAFETY: class < CLASSES (see above).
+    unsafe { CLASS_DIVISOR.get_unchecked(class) }
 }
 
 /// The smallest class of at least `size` bytes whose blocks are all `align`-aligned, or
