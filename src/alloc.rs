@@ -22,16 +22,34 @@ use crate::thread;
 /// Largest request we try to serve: like glibc, nothing above `PTRDIFF_MAX`.
 pub const MAX_REQUEST: usize = isize::MAX as usize;
 
+/// Allocates a block of `class` from the calling thread's heap (zero-filled if `zeroed`).
+#[inline(always)]
+fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
+    let heap = thread::heap();
+    if heap.is_null() {
+        return alloc_class_transient(class, zeroed);
+    }
+    // SAFETY: a thread's heap is used only by that thread.
+    let heap = unsafe { &mut *heap };
+    if zeroed {
+        heap.alloc_zeroed(class)
+    } else {
+        heap.alloc(class)
+    }
+}
+
+/// The calling thread has no heap (it is exiting, or attaching one ran out of memory).
+#[cold]
+fn alloc_class_transient(class: usize, zeroed: bool) -> *mut u8 {
+    thread::with_transient_heap(|heap| if zeroed { heap.alloc_zeroed(class) } else { heap.alloc(class) })
+        .unwrap_or(ptr::null_mut())
+}
+
 /// Allocates `size` bytes, 16-byte aligned.  Null when out of memory.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= MEDIUM_MAX {
-        let heap = thread::heap();
-        if heap.is_null() {
-            return ptr::null_mut();
-        }
-        // SAFETY: a thread's heap is used only by that thread.
-        return unsafe { (*heap).alloc(class_of(size)) };
+        return alloc_class(class_of(size), false);
     }
     malloc_large(size)
 }
@@ -47,12 +65,7 @@ fn malloc_large(size: usize) -> *mut u8 {
 /// Allocates `size` zeroed bytes.  Null when out of memory.
 pub fn calloc(size: usize) -> *mut u8 {
     if size <= MEDIUM_MAX {
-        let heap = thread::heap();
-        if heap.is_null() {
-            return ptr::null_mut();
-        }
-        // SAFETY: a thread's heap is used only by that thread.
-        return unsafe { (*heap).alloc_zeroed(class_of(size)) };
+        return alloc_class(class_of(size), true);
     }
     malloc_large(size) // fresh mappings are zero
 }
@@ -67,14 +80,7 @@ pub fn memalign(align: usize, size: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     match aligned_class_of(size, align) {
-        Some(class) => {
-            let heap = thread::heap();
-            if heap.is_null() {
-                return ptr::null_mut();
-            }
-            // SAFETY: a thread's heap is used only by that thread.
-            unsafe { (*heap).alloc(class) }
-        }
+        Some(class) => alloc_class(class, false),
         None => large::alloc(size, align),
     }
 }

@@ -202,8 +202,13 @@ impl Heap {
     /// `pool` must be owned by this heap and `b` a handed-out block of it.
     #[inline(always)]
     pub unsafe fn free_local(&mut self, pool: *mut Pool, b: *mut Block) {
-        // SAFETY: the caller guarantees ownership and that `b` is live in `pool`.
+        // SAFETY: the caller guarantees ownership and that `b` is a block of `pool`.
         let pool = unsafe { &mut *pool };
+        // The cheap double-free checks: the block is the last one freed, or the pool has
+        // nothing handed out.  (A block deeper in the free list is not caught here.)
+        if b == pool.free || pool.used == 0 {
+            crate::diag::misuse("free", b.cast(), "double free: the block is already free");
+        }
         // SAFETY: as above.
         unsafe { pool.push_free(b) };
         if pool.used == pool.relink_at {

@@ -115,23 +115,33 @@ pub fn realloc(base: usize, p: *mut u8, size: usize) -> *mut u8 {
     if new_len == old_len {
         return p;
     }
+    // Ownership-map order: entries for address space we give up are cleared *before* the
+    // mremap that gives it up (another thread may map and register it the moment it is
+    // free); entries for address space we gain are written before anyone can see the block.
     // SAFETY (all mremap calls below): `[base, base+old_len)` is exactly this block's mapping.
+    let chunk_end = |addr: usize| addr.next_multiple_of(ARENA_SIZE);
     if new_len < old_len {
-        if unsafe { os::remap_in_place(base as *mut u8, old_len, new_len) } {
-            ownership::unregister(base, old_len);
-            ownership::register_large(base, new_len); // leaves already exist: cannot fail
-            // SAFETY: header page is still mapped.
-            unsafe { (*h).len = new_len };
+        let (keep_to, drop_to) = (chunk_end(base + new_len), base + old_len);
+        if keep_to < drop_to {
+            ownership::unregister(keep_to, drop_to - keep_to);
         }
-        return p; // a failed shrink leaves a bigger block: still correct
+        if unsafe { os::remap_in_place(base as *mut u8, old_len, new_len) } {
+            // SAFETY: the header page is still mapped.
+            unsafe { (*h).len = new_len };
+        } else {
+            // A failed shrink leaves a bigger block: still correct.  The leaves exist, so
+            // re-registering cannot fail.
+            ownership::extend_large(base, keep_to, drop_to);
+        }
+        return p;
     }
     if unsafe { os::remap_in_place(base as *mut u8, old_len, new_len) } {
-        if ownership::register_large(base, new_len) {
+        if ownership::extend_large(base, chunk_end(base + old_len), base + new_len) {
             // SAFETY: the header page is unchanged.
             unsafe { (*h).len = new_len };
             return p;
         }
-        // SAFETY: shrinking back what we just grew.
+        // SAFETY: shrinking back what we just grew (never registered).
         unsafe { os::remap_in_place(base as *mut u8, new_len, old_len) };
         return core::ptr::null_mut();
     }
@@ -145,14 +155,14 @@ pub fn realloc(base: usize, p: *mut u8, size: usize) -> *mut u8 {
         unsafe { os::unmap(dst, new_len) };
         return core::ptr::null_mut();
     }
-    // The old range's map entries must go before the pages move, while they still name it.
+    ownership::unregister(base, old_len);
     if !unsafe { os::remap_to(base as *mut u8, old_len, new_len, dst) } {
         ownership::unregister(dst as usize, new_len);
+        ownership::register_large(base, old_len); // the leaves exist: cannot fail
         // SAFETY: our unused reservation.
         unsafe { os::unmap(dst, new_len) };
         return core::ptr::null_mut();
     }
-    ownership::unregister(base, old_len);
     let nh = dst.cast::<LargeHeader>();
     // SAFETY: the header moved with the pages.
     unsafe {

@@ -116,15 +116,18 @@ pub unsafe fn remap_to(p: *mut u8, old_len: usize, new_len: usize, dst: *mut u8)
     r != libc::MAP_FAILED
 }
 
-/// The kernel's page size.
+/// The kernel's page size (asked once, then remembered).
 pub fn page_size() -> usize {
+    static CACHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let n = CACHED.load(core::sync::atomic::Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n <= 0 {
-        PAGE_SIZE
-    } else {
-        n as usize
-    }
+    let n = if n <= 0 { PAGE_SIZE } else { n as usize };
+    CACHED.store(n, core::sync::atomic::Ordering::Relaxed);
+    n
 }
 
 /// An identifier of the calling thread, unique among live threads, read in one instruction:

@@ -144,7 +144,14 @@ pub fn register_large(base: usize, len: usize) -> bool {
     set_range(base, len, base | TAG_LARGE)
 }
 
-/// Forgets the region of `len` bytes at `base`; call before unmapping it.
+/// Records that the chunks from `from` (aligned to `ARENA_SIZE`) up to `to` now belong to
+/// the large mapping at `base` (it grew).  On failure nothing is changed.
+pub fn extend_large(base: usize, from: usize, to: usize) -> bool {
+    from >= to || set_range(from, to - from, base | TAG_LARGE)
+}
+
+/// Forgets the region of `len` bytes at `base` (aligned to `ARENA_SIZE`).  Call before the
+/// memory is unmapped: once it is, another thread may map and register the same range.
 pub fn unregister(base: usize, len: usize) {
     set_range(base, len, 0);
 }

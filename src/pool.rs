@@ -194,13 +194,13 @@ impl Pool {
         self.relink_at = 0;
     }
 
-    /// True when `p` is the start of a block of this pool that has been handed out at least
-    /// once (not an interior pointer, not beyond the carved part).  No division: see
-    /// `size_class::Divisor`.
+    /// True when `p` is the start of a block of this pool (not an interior pointer, not
+    /// past the last block).  No division: see `size_class::Divisor`.  Reads only fields
+    /// fixed while the pool exists, so any thread may ask.
     #[inline(always)]
     pub fn is_block_start(&self, p: usize) -> bool {
         let offset = p.wrapping_sub(self.start as usize);
-        offset < self.bump as usize && divisor_of_class(self.class as usize).divides(offset as u32)
+        offset < self.limit as usize && divisor_of_class(self.class as usize).divides(offset as u32)
     }
 
     /// Checks the invariants that must hold of a head entry between operations.
@@ -212,7 +212,7 @@ impl Pool {
         let mut on_list = 0u32;
         let mut b = self.free;
         while !b.is_null() {
-            if !self.is_block_start(b as usize) {
+            if !self.is_block_start(b as usize) || b as usize - self.start as usize >= self.bump as usize {
                 return false;
             }
             on_list += 1;

@@ -29,9 +29,14 @@ use crate::{arena, os};
 std::thread_local! {
     /// This thread's heap, or null before its first allocation and after it exits.
     static THREAD_HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+    /// Set once the thread-exit destructor ran: later allocations (from other libraries'
+    /// destructors) borrow a heap per call instead of attaching one that nobody would
+    /// abandon again.
+    static EXITING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The calling thread's heap, attaching one on first use.  Null only when out of memory.
+/// The calling thread's heap, attaching one on first use.  Null when out of memory or when
+/// the thread is exiting; callers then use `with_transient_heap`.
 #[inline(always)]
 pub fn heap() -> *mut Heap {
     let h = THREAD_HEAP.get();
@@ -44,6 +49,9 @@ pub fn heap() -> *mut Heap {
 #[cold]
 #[inline(never)]
 fn attach() -> *mut Heap {
+    if EXITING.get() {
+        return ptr::null_mut();
+    }
     ensure_init();
     let h = adopt_or_create();
     if h.is_null() {
@@ -66,11 +74,34 @@ fn key() -> libc::pthread_key_t {
     unsafe { EXIT_KEY }
 }
 
+/// Runs `f` on a heap lent for this one call: adopted, used, and abandoned again.  For
+/// threads past their exit destructor (and as a retry when attaching ran out of memory).
+/// None when no heap can be had.
+#[cold]
+#[inline(never)]
+pub fn with_transient_heap<R>(f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
+    ensure_init();
+    let h = adopt_or_create();
+    if h.is_null() {
+        return None;
+    }
+    // SAFETY: the heap is ours until `abandon`; no other thread uses it meanwhile.
+    let r = unsafe {
+        (*h).thread_id.store(os::thread_id(), Ordering::Relaxed);
+        let r = f(&mut *h);
+        (*h).thread_id.store(0, Ordering::Relaxed);
+        r
+    };
+    abandon(h);
+    Some(r)
+}
+
 extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     let h = value.cast::<Heap>();
     if h.is_null() {
         return;
     }
+    EXITING.set(true);
     THREAD_HEAP.set(ptr::null_mut());
     // SAFETY: `h` was this thread's heap; no other thread uses it.
     unsafe {
@@ -137,6 +168,21 @@ extern "C" fn after_fork_child() {
     unsafe {
         arena::unlock_after_fork();
         REGISTRY.force_unlock();
+    }
+    // The parent's other threads do not exist here, but a new thread may get one of their
+    // thread ids (glibc reuses their descriptors).  Their heaps may have been mid-update at
+    // the fork: make every free into them remote, never local.
+    let mine = THREAD_HEAP.get();
+    let reg = REGISTRY.lock();
+    let mut h = reg.all;
+    while !h.is_null() {
+        // SAFETY: registry heaps are live; the lock is held.
+        unsafe {
+            if h != mine {
+                (*h).thread_id.store(0, Ordering::Relaxed);
+            }
+            h = (*h).next_all;
+        }
     }
 }
 

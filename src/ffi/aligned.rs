@@ -6,8 +6,7 @@ use core::ffi::c_void;
 use core::ptr;
 
 use crate::alloc;
-use crate::config::PAGE_SIZE;
-use crate::os::{round_up, set_errno};
+use crate::os::{self, round_up, set_errno};
 
 /// Allocates `size` bytes aligned to `alignment` and stores the pointer in `*memptr`.
 ///
@@ -22,8 +21,11 @@ pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, alignment: usi
     if !alignment.is_power_of_two() || alignment % core::mem::size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
+    // SAFETY: reading errno is always allowed.
+    let saved_errno = unsafe { *libc::__errno_location() };
     let p = alloc::memalign(alignment, size);
     if p.is_null() {
+        set_errno(saved_errno); // a failed mmap set it; posix_memalign reports by return value
         return libc::ENOMEM;
     }
     // SAFETY: the caller guarantees `memptr` is writable.
@@ -61,15 +63,16 @@ pub extern "C" fn memalign(alignment: usize, size: usize) -> *mut c_void {
 /// `memalign(page size, size)`.
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    memalign(PAGE_SIZE, size)
+    memalign(os::page_size(), size)
 }
 
 /// Page-aligned, with `size` rounded up to a whole number of pages (`pvalloc(0)` gives one
 /// page).  NULL with `errno = ENOMEM` if the rounding overflows.
 #[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    match round_up(size.max(1), PAGE_SIZE) {
-        Some(rounded) => memalign(PAGE_SIZE, rounded),
+    let page = os::page_size();
+    match round_up(size.max(1), page) {
+        Some(rounded) => memalign(page, rounded),
         None => {
             set_errno(libc::ENOMEM);
             ptr::null_mut()

@@ -1206,8 +1206,8 @@ static void test_pymem(void)
 #ifndef TEST_AGAINST_GLIBC
 static char g_static_buf[256] __attribute__((aligned(64)));
 
-enum misuse_op { OP_FREE, OP_REALLOC, OP_USABLE_SIZE };
-static const char *const op_names[] = {"free", "realloc", "malloc_usable_size"};
+enum misuse_op { OP_FREE, OP_REALLOC, OP_USABLE_SIZE, OP_DOUBLE_FREE };
+static const char *const op_names[] = {"free", "realloc", "malloc_usable_size", "free"};
 
 /* Run op(ptr) in a forked child whose stderr goes to a pipe.  The child must
  * die from SIGABRT and its stderr must mention "arenalloc:" and the function
@@ -1234,6 +1234,12 @@ static void expect_abort(enum misuse_op op, void *ptr, const char *what)
         case OP_USABLE_SIZE:
             (void)opaque_size(malloc_usable_size(opaque_ptr(ptr)));
             break;
+        case OP_DOUBLE_FREE: { /* ptr is the size to allocate, free twice */
+            void *q = malloc((size_t)(uintptr_t)ptr);
+            free(opaque_ptr(q));
+            free(opaque_ptr(q));
+            break;
+        }
         }
         _exit(0); /* reaching this is a failure: misuse went undetected */
     }
@@ -1305,6 +1311,12 @@ static void test_misuse_aborts(void)
     expect_abort(OP_REALLOC, stack_buf + 64, "stack address");
     expect_abort(OP_USABLE_SIZE, foreign, "mmap'd page");
     expect_abort(OP_USABLE_SIZE, foreign_off, "mmap'd page + offset");
+
+    /* Freeing the same block twice in a row, small, medium and large. */
+    expect_abort(OP_DOUBLE_FREE, (void *)(uintptr_t)24, "double free of malloc(24)");
+    expect_abort(OP_DOUBLE_FREE, (void *)(uintptr_t)3000, "double free of malloc(3000)");
+    expect_abort(OP_DOUBLE_FREE, (void *)(uintptr_t)(200 * 1024), "double free of malloc(200 KiB)");
+    expect_abort(OP_DOUBLE_FREE, (void *)(uintptr_t)(3 * MiB), "double free of malloc(3 MiB)");
 
     munmap(map, 16 * g_page);
     free(live);

@@ -572,6 +572,110 @@ static void test_fork(void)
            now_s() - t0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* (d) allocation after the allocator's own thread-exit destructor           */
+/* ------------------------------------------------------------------------ */
+
+/* A pthread key whose destructor allocates in every destructor round, after
+ * arenalloc's own destructor has already retired the thread's heap.  Those
+ * late allocations must not leave a heap behind that nobody adopts: after
+ * many such threads the number of heaps must stay small. */
+static pthread_key_t d_key;
+static void d_destructor(void *v)
+{
+    char *p = v;
+    CHECK(p[0] == 'd' && p[99] == 'd');
+    free(p);
+    static _Thread_local int rounds;
+    if (++rounds < 6) { /* keep asking for another round, as some libraries do */
+        char *q = malloc(100);
+        CHECK(q != NULL);
+        memset(q, 'd', 100);
+        pthread_setspecific(d_key, q);
+    }
+}
+static void *d_thread(void *arg)
+{
+    (void)arg;
+    char *p = malloc(100);
+    CHECK(p != NULL);
+    memset(p, 'd', 100);
+    pthread_setspecific(d_key, p);
+    return NULL;
+}
+static void test_late_exit_allocations(void)
+{
+    g_group = "(d) allocation during thread exit";
+    printf("(d) allocations in late thread-exit destructors ... ");
+    double t0 = now_s();
+    CHECK(pthread_key_create(&d_key, d_destructor) == 0);
+#ifndef TEST_AGAINST_GLIBC
+    size_t before = arenalloc_heaps();
+#endif
+    for (int i = 0; i < 200; i++) {
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, d_thread, NULL) == 0);
+        CHECK(pthread_join(th, NULL) == 0);
+    }
+#ifndef TEST_AGAINST_GLIBC
+    /* Earlier groups left heaps to adopt; sequential threads need at most one more. */
+    size_t heaps = arenalloc_heaps();
+    CHECKF(heaps <= before + 1, "%zu heaps before, %zu after 200 sequential threads: "
+           "heaps leak on thread exit", before, heaps);
+    printf("ok (%zu heaps before, %zu after, %.2f s)\n", before, heaps, now_s() - t0);
+#else
+    printf("ok (%.2f s)\n", now_s() - t0);
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
+/* (e) large realloc racing with mappings made by another thread             */
+/* ------------------------------------------------------------------------ */
+
+/* A large block shrunk or moved by realloc gives address space back; another
+ * thread may map a block there at once.  Its blocks must stay valid. */
+static atomic_int e_stop;
+static void *e_realloc_thread(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&e_stop)) {
+        char *p = malloc(24 * MiB);
+        CHECK(p != NULL);
+        p[0] = 1;
+        p = realloc(p, 2 * MiB + 1);
+        CHECK(p != NULL && p[0] == 1);
+        p = realloc(p, 9 * MiB);
+        CHECK(p != NULL && p[0] == 1);
+        free(p);
+    }
+    return NULL;
+}
+static void test_large_realloc_race(void)
+{
+    g_group = "(e) large realloc race";
+    printf("(e) large realloc racing with other mappings ... ");
+    double t0 = now_s();
+    pthread_t th;
+    atomic_store(&e_stop, 0);
+    CHECK(pthread_create(&th, NULL, e_realloc_thread, NULL) == 0);
+    long rounds = 0;
+    while (now_s() - t0 < 2.0) {
+        char *q = malloc(5 * MiB);
+        char *r = malloc(3000);
+        CHECK(q != NULL && r != NULL);
+        q[0] = 2;
+        q[5 * MiB - 1] = 3;
+        memset(r, 4, 3000);
+        CHECK(malloc_usable_size(q) >= 5 * MiB);
+        free(q);
+        free(r);
+        rounds++;
+    }
+    atomic_store(&e_stop, 1);
+    CHECK(pthread_join(th, NULL) == 0);
+    printf("ok (%ld rounds, %.2f s)\n", rounds, now_s() - t0);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -585,6 +689,8 @@ int main(void)
     test_cross_thread();
     test_thread_churn();
     test_fork();
+    test_late_exit_allocations();
+    test_large_realloc_race();
     printf("ALL OK (%.2f s)\n", now_s() - t0);
     return 0;
 }
