@@ -21,7 +21,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::heap::Heap;
 use crate::{arena, os};
@@ -35,15 +35,54 @@ std::thread_local! {
     static EXITING: Cell<bool> = const { Cell::new(false) };
 }
 
+/// A direct-mapped cache from thread id (the thread pointer) to heap, the fast way to the
+/// calling thread's heap.  Rust's thread locals in a shared object go through
+/// `__tls_get_addr`, a function call that cost a fifth of a malloc/free pair; this is a
+/// multiply and two loads.
+///
+/// A slot holds some thread's heap or null.  It is valid for the caller iff the heap's
+/// `thread_id` equals the caller's id: only the thread owning a heap writes its own id
+/// there, and it writes 0 before the heap can change hands (exit, fork child), so a stale
+/// or overwritten slot (two threads hashing alike) fails the check and the caller takes
+/// the thread-local path, which refills the slot.  Heaps are never unmapped, so reading a
+/// stale slot's heap is always safe.  Loads and stores only: no atomic read-modify-write.
+static HEAP_CACHE: [AtomicPtr<Heap>; HEAP_CACHE_SLOTS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; HEAP_CACHE_SLOTS];
+const HEAP_CACHE_SLOTS: usize = 64;
+
+#[inline(always)]
+fn cache_slot(thread_id: usize) -> &'static AtomicPtr<Heap> {
+    // Fibonacci hashing: thread pointers are megabytes apart, so use the high bits.
+    let index = thread_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - HEAP_CACHE_SLOTS.trailing_zeros());
+    // SAFETY-free: the shift leaves an index below HEAP_CACHE_SLOTS, which the compiler sees.
+    &HEAP_CACHE[index & (HEAP_CACHE_SLOTS - 1)]
+}
+
 /// The calling thread's heap, attaching one on first use.  Null when out of memory or when
 /// the thread is exiting; callers then use `with_transient_heap`.
 #[inline(always)]
 pub fn heap() -> *mut Heap {
-    let h = THREAD_HEAP.get();
-    if !h.is_null() {
+    let id = os::thread_id();
+    let h = cache_slot(id).load(Ordering::Relaxed);
+    // SAFETY: a non-null slot holds a heap, and heaps are never unmapped.
+    if !h.is_null() && unsafe { (*h).thread_id.load(Ordering::Relaxed) } == id {
         return h;
     }
-    attach()
+    heap_uncached(id)
+}
+
+#[cold]
+#[inline(never)]
+fn heap_uncached(id: usize) -> *mut Heap {
+    let mut h = THREAD_HEAP.get();
+    if h.is_null() {
+        h = attach();
+        if h.is_null() {
+            return h;
+        }
+    }
+    cache_slot(id).store(h, Ordering::Relaxed);
+    h
 }
 
 #[cold]
