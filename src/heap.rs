@@ -16,7 +16,8 @@
 //!
 //! The slow path (`alloc_generic`) first collects blocks other threads freed into this
 //! heap (`remote.rs`), then carves a never-used block from the first pool, retires pools
-//! that are exhausted (state *full*), and finally claims a new pool from the arenas.
+//! that are exhausted (state *full*), and finally claims a new pool from the arenas (after
+//! tidying one abandoned heap, see `thread.rs`).
 //!
 //! An empty pool goes back to its arena, except that a heap keeps one empty pool per
 //! class, so a loop that allocates and frees around a pool boundary does not claim and
@@ -184,6 +185,8 @@ impl Heap {
             self.unlink(pool);
             pool.mark_full();
         }
+        // Before taking more memory, give back what dead threads' heaps no longer use.
+        crate::thread::tidy_abandoned_heap();
         let Some(claim) = arena::claim_pool(slots_of_class(class)) else {
             return (ptr::null_mut(), false);
         };

@@ -9,7 +9,8 @@
 //!   thread's heap is always a push onto valid memory.
 //! * Thread exit is seen through a `pthread_key_create` destructor: the heap collects its
 //!   remote frees, returns its empty pools, and goes on the abandoned list for the next
-//!   thread to adopt.  If a later destructor allocates again, the thread attaches again and
+//!   thread to adopt.  Until then, any thread about to claim a new pool first tidies one
+//!   abandoned heap (collects the frees that arrived since, returns pools left empty).  If a later destructor allocates again, the thread attaches again and
 //!   the key makes glibc call us once more.
 //! * `fork()`: `pthread_atfork` handlers take the registry and arena locks around the fork,
 //!   so the child never inherits a lock held by a thread that does not exist there.  Heaps
@@ -21,7 +22,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 use crate::heap::Heap;
 use crate::{arena, os};
@@ -264,6 +265,7 @@ fn adopt_or_create() -> *mut Heap {
             // SAFETY: abandoned heaps are live and linked under the lock.
             reg.abandoned = unsafe { (*h).next_abandoned };
             reg.attached += 1;
+            ABANDONED_HEAPS.store(reg.total - reg.attached, Ordering::Relaxed);
             return h;
         }
         if reg.chunk_left >= HEAP_STRIDE {
@@ -309,6 +311,45 @@ fn abandon(h: *mut Heap) {
     unsafe { (*h).next_abandoned = reg.abandoned };
     reg.abandoned = h;
     reg.attached -= 1;
+    ABANDONED_HEAPS.store(reg.total - reg.attached, Ordering::Relaxed);
+}
+
+/// How many heaps wait on the abandoned list: a hint that lets `tidy_abandoned_heap` skip
+/// the registry lock when there is nothing to tidy.
+static ABANDONED_HEAPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Gives back what one abandoned heap no longer needs: the blocks other threads freed into
+/// it since its thread exited, and the pools that left empty.  Called by any thread about
+/// to claim a new pool, so a dead thread's memory returns to the arenas (and the OS) even
+/// when no new thread comes to adopt its heap.  Heaps are tidied in turn (taken from the
+/// front of the list, put back at the end).
+pub fn tidy_abandoned_heap() {
+    if ABANDONED_HEAPS.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let h = {
+        let mut reg = REGISTRY.lock();
+        let h = reg.abandoned;
+        if h.is_null() {
+            return;
+        }
+        // SAFETY: abandoned heaps are live and linked under the lock.
+        reg.abandoned = unsafe { (*h).next_abandoned };
+        h
+    };
+    // SAFETY: off the list, `h` is ours alone (its thread_id is 0, so even our own frees
+    // into its pools go through its remote stack).
+    unsafe { (*h).prepare_to_abandon() };
+    let mut reg = REGISTRY.lock();
+    // SAFETY: linked under the lock; `h` goes to the end of the list.
+    unsafe {
+        (*h).next_abandoned = ptr::null_mut();
+        let mut link: *mut *mut Heap = &mut reg.abandoned;
+        while !(*link).is_null() {
+            link = &mut (**link).next_abandoned;
+        }
+        *link = h;
+    }
 }
 
 /// Heaps in existence and heaps attached to a live thread.

@@ -676,6 +676,54 @@ static void test_large_realloc_race(void)
     printf("ok (%ld rounds, %.2f s)\n", rounds, now_s() - t0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* (f) memory of an exited thread returns without a new thread adopting it   */
+/* ------------------------------------------------------------------------ */
+
+/* Runs first in main(), so the arenas hold nothing else and the dead thread's pools
+ * fill whole arenas that must go back to the OS. */
+#define F_BLOCKS 16384
+#define F_SIZE 2000
+static char *f_blocks[F_BLOCKS];
+static void *f_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < F_BLOCKS; i++) {
+        f_blocks[i] = malloc(F_SIZE);
+        CHECK(f_blocks[i] != NULL);
+        memset(f_blocks[i], (unsigned char)i, F_SIZE);
+    }
+    return NULL; /* exits with 32 MiB live */
+}
+static void test_abandoned_memory_returns(void)
+{
+    g_group = "(f) abandoned heap tidied";
+    printf("(f) an exited thread's memory returns to the OS ... ");
+    double t0 = now_s();
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, f_thread, NULL) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+#ifndef TEST_AGAINST_GLIBC
+    size_t before = arenalloc_arenas_mapped();
+#endif
+    for (int i = 0; i < F_BLOCKS; i++) { /* remote frees into the dead thread's heap */
+        CHECK((unsigned char)f_blocks[i][F_SIZE - 1] == (unsigned char)i);
+        free(f_blocks[i]);
+    }
+    /* A size this thread never used: it must claim a pool, which tidies the dead heap. */
+    void *p = malloc(600 * 1024);
+    CHECK(p != NULL);
+    free(p);
+#ifndef TEST_AGAINST_GLIBC
+    size_t after = arenalloc_arenas_mapped();
+    CHECKF(after + 4 <= before, "arenas mapped: %zu before the frees, %zu after; the dead "
+           "thread's 32 MiB did not go back", before, after);
+    printf("ok (arenas %zu -> %zu, %.2f s)\n", before, after, now_s() - t0);
+#else
+    printf("ok (%.2f s)\n", now_s() - t0);
+#endif
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -686,6 +734,8 @@ int main(void)
 #ifdef TEST_AGAINST_GLIBC
     printf("test_threads: built against glibc\n");
 #endif
+    /* First, while the heap is not yet fragmented by the other groups: it counts arenas. */
+    test_abandoned_memory_returns();
     test_cross_thread();
     test_thread_churn();
     test_fork();
