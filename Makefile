@@ -19,7 +19,7 @@ A   := target/release/libarenalloc.a
 HDR := include/arenalloc.h
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all build test test-unit test-header test-no-panics test-c test-programs run bench install clean
+.PHONY: all build test test-unit test-header test-no-panics test-c test-install test-programs run bench install clean
 
 all: build
 
@@ -27,7 +27,7 @@ build:
 	$(CARGO) build --release
 	@test -f $(SO) && test -f $(A) && test -f $(HDR)
 
-test: build test-unit test-header test-no-panics test-c test-programs
+test: build test-unit test-header test-no-panics test-c test-install test-programs
 	@echo "make test: all tests passed"
 
 test-unit:
@@ -41,6 +41,9 @@ test-no-panics: build
 
 test-c: build
 	bash tests/c/run.sh
+
+test-install: build
+	bash tests/install.sh
 
 test-programs: build
 	bash tests/programs.sh $(SO)
