@@ -45,15 +45,21 @@ else
 fi
 mkdir -p "$OUT" || exit 2
 
-# name  time-limit(s)
+# name  time-limit(s)  [source]  (test_abi_static: test_abi linked with libarenalloc.a)
 TESTS=("test_abi 60" "test_threads 120")
+[ "$MODE" = arenalloc ] && TESTS+=("test_abi_static 60 test_abi")
 failed=()
 
 for entry in "${TESTS[@]}"; do
     set -- $entry
-    name=$1 limit=$2
+    name=$1 limit=$2 src=${3:-$1}
+    libs=("${LIBS[@]}") extra=()
+    if [ "$name" = test_abi_static ]; then
+        # -rdynamic: the test looks its own symbols up with dlsym.
+        libs=(-rdynamic target/release/libarenalloc.a -lpthread -ldl -lm) extra=(-DTEST_STATIC_LINK)
+    fi
     echo "=== build $name ($MODE)"
-    if ! "$CC" "${CFLAGS[@]}" -o "$OUT/$name" "tests/c/$name.c" "${LIBS[@]}"; then
+    if ! "$CC" "${CFLAGS[@]}" "${extra[@]}" -o "$OUT/$name" "tests/c/$src.c" "${libs[@]}"; then
         failed+=("$name (build)")
         continue
     fi
