@@ -14,7 +14,8 @@
 //! it covers points at its header), and the header sits in its first page, away from the
 //! user's block.  A mapping is never shared, so `free` is one `munmap` and `realloc` can
 //! grow in place or move the pages with `mremap` instead of copying them.  Fresh mappings
-//! read as zero: `calloc` of a large block touches nothing.
+//! read as zero: `calloc` of a large block touches nothing.  Freed mappings up to 64 MiB
+//! are kept, decommitted, in a small lock-free cache for reuse (see `cache`).
 
 use crate::config::{ARENA_SIZE, PAGE_SIZE};
 use crate::diag;
@@ -30,6 +31,54 @@ struct LargeHeader {
     user: usize,
     /// Alignment of the mapping's base.
     base_align: usize,
+    /// The block was freed and the mapping waits in the reuse cache.
+    cached: bool,
+}
+
+/// Freed large mappings kept for reuse, so a program that allocates and frees big buffers
+/// in a loop does not pay `mmap` + `munmap` (and the kernel's page-table teardown) each
+/// time.  A cached mapping's block pages are given back with `madvise(MADV_DONTNEED)` when
+/// it is cached, so the cache holds address space, not memory, and reused pages read as
+/// zero.  It stays in the ownership map, with `cached` set in its header, so a second free
+/// of the block is still caught.
+///
+/// Each slot holds `base | pages` (the base is 4 MiB-aligned, so the low 22 bits are free
+/// for the length in pages), or 0.  Slots are claimed and emptied with compare-and-swap:
+/// no lock, so nothing to hold across `fork()`.  A taker only touches a mapping after its
+/// CAS took it out of the cache.
+mod cache {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::config::{ARENA_MASK, PAGE_SIZE};
+
+    /// Mappings kept at most.
+    const SLOTS: usize = 16;
+    /// Largest mapping kept (bytes); bigger ones are unmapped at once.
+    pub const MAX_LEN: usize = 64 << 20;
+    const _: () = assert!(MAX_LEN / PAGE_SIZE <= ARENA_MASK);
+
+    static SLOT: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+
+    /// Offers the mapping at `base` of `len` bytes; false when the cache is full.
+    pub fn put(base: usize, len: usize) -> bool {
+        let entry = base | (len / PAGE_SIZE);
+        SLOT.iter().any(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok())
+    }
+
+    /// Takes a cached mapping of at least `len` bytes and at most twice that (bounded
+    /// waste of address space); returns its base and length.
+    pub fn take(len: usize) -> Option<(usize, usize)> {
+        for s in SLOT.iter() {
+            let entry = s.load(Ordering::Relaxed);
+            let have = (entry & ARENA_MASK) * PAGE_SIZE;
+            if entry != 0 && have >= len && have / 2 <= len
+                && s.compare_exchange(entry, 0, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                return Some((entry & !ARENA_MASK, have));
+            }
+        }
+        None
+    }
 }
 
 fn layout(size: usize, align: usize) -> Option<(usize, usize)> {
@@ -45,6 +94,14 @@ fn layout(size: usize, align: usize) -> Option<(usize, usize)> {
 /// Maps a large block of `size` bytes aligned to `align` (a power of two).  Null on failure.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
     let Some((offset, len)) = layout(size, align) else { return core::ptr::null_mut() };
+    if offset == PAGE_SIZE {
+        if let Some((base, have)) = cache::take(len) {
+            let h = base as *mut LargeHeader;
+            // SAFETY: the cache gave us this mapping (header page intact, still registered).
+            unsafe { h.write(LargeHeader { len: have, user: base + offset, base_align: ARENA_SIZE, cached: false }) };
+            return (base + offset) as *mut u8;
+        }
+    }
     let base_align = align.max(ARENA_SIZE);
     let base = os::map_aligned(len, base_align);
     if base.is_null() {
@@ -52,7 +109,7 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     }
     let h = base.cast::<LargeHeader>();
     // SAFETY: `base` is a fresh mapping of `len ≥ PAGE_SIZE` bytes.
-    unsafe { h.write(LargeHeader { len, user: base as usize + offset, base_align }) };
+    unsafe { h.write(LargeHeader { len, user: base as usize + offset, base_align, cached: false }) };
     if !ownership::register_large(base as usize, len) {
         // SAFETY: never published.
         unsafe { os::unmap(base, len) };
@@ -66,7 +123,10 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
 fn checked_header(base: usize, p: *mut u8, func: &str) -> *mut LargeHeader {
     let h = base as *mut LargeHeader;
     // SAFETY: the ownership map says a live large mapping starts at `base`.
-    let (len, user) = unsafe { ((*h).len, (*h).user) };
+    let (len, user, cached) = unsafe { ((*h).len, (*h).user, (*h).cached) };
+    if p as usize == user && cached {
+        diag::misuse(func, p, "double free: the large block is already free");
+    }
     if p as usize != user {
         if (p as usize) < base + len {
             diag::misuse(func, p, "pointer into a large block, not the start of one");
@@ -95,7 +155,17 @@ pub fn usable_size(base: usize, p: *mut u8, func: &str) -> usize {
 pub fn free(base: usize, p: *mut u8) {
     let h = checked_header(base, p, "free");
     // SAFETY: checked: a live header.
-    let len = unsafe { (*h).len };
+    let (len, user) = unsafe { ((*h).len, (*h).user) };
+    if user == base + PAGE_SIZE && len <= cache::MAX_LEN {
+        // SAFETY: the block is being freed: its pages hold nothing anyone may read.
+        unsafe {
+            os::decommit(user as *mut u8, len - PAGE_SIZE);
+            (*h).cached = true;
+        }
+        if cache::put(base, len) {
+            return;
+        }
+    }
     ownership::unregister(base, len);
     // SAFETY: the mapping is the user's block being freed; nobody may use it any more.
     unsafe { os::unmap(base as *mut u8, len) };
@@ -197,7 +267,9 @@ mod tests {
             assert!(s.iter().step_by(4096).all(|&b| b == 0));
             s[(3 << 20) - 1] = 1;
             free(base, p);
-            assert_eq!(ownership::lookup(p as usize), Region::Foreign);
+            // Page-aligned mappings wait (registered) in the reuse cache; others are gone.
+            let expect = if align <= PAGE_SIZE { Region::Large(base) } else { Region::Foreign };
+            assert_eq!(ownership::lookup(p as usize), expect);
         }
     }
 
@@ -209,6 +281,30 @@ mod tests {
         assert!(contains(base, p as usize));
         assert!(usable_size(base, p, "test") >= 1);
         free(base, p);
+    }
+
+    #[test]
+    fn freed_mappings_are_reused_decommitted() {
+        // Distinctive sizes so other tests running in parallel do not take our mapping.
+        let size = 5 * ARENA_SIZE + 12345;
+        let p = alloc(size, 16);
+        // SAFETY: a block of `size` bytes.
+        unsafe { core::ptr::write_bytes(p, 0xEE, size) };
+        let base = base_of(p);
+        free(base, p);
+        // Still registered while cached (so a second free is caught), and handed out again
+        // for a request it fits, zeroed.
+        assert_eq!(ownership::lookup(p as usize), Region::Large(base));
+        let q = alloc(size - 4096, 16);
+        assert_eq!(q, p, "the cached mapping is reused");
+        // SAFETY: a block of at least `size - 4096` bytes.
+        let s = unsafe { core::slice::from_raw_parts(q, size - 4096) };
+        assert!(s.iter().step_by(511).all(|&b| b == 0), "reused pages read as zero");
+        free(base_of(q), q);
+        // A request less than half the cached length does not take it.
+        let r = alloc(ARENA_SIZE, 16);
+        assert_ne!(r, p);
+        free(base_of(r), r);
     }
 
     #[test]
