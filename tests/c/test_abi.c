@@ -73,46 +73,12 @@ const char *arenalloc_version(void);
 /* Checking helpers                                                          */
 /* ------------------------------------------------------------------------ */
 
-static const char *g_group = "?"; /* current test group, for failure messages */
+#include "check.h"
 
 /* What the test is doing right now, printed if the process dies from a
  * signal inside the allocator (e.g. an abort() from a false "heap misuse"
  * diagnostic), where no CHECK gets a chance to report. */
 static char g_ctx[256];
-
-static void check_failed(const char *file, int line, const char *expr,
-                         const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-
-static void check_failed(const char *file, int line, const char *expr,
-                         const char *fmt, ...)
-{
-    fflush(stdout);
-    fprintf(stderr, "%s:%d: [%s] CHECK failed: %s", file, line, g_group, expr);
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        fputs("  -- ", stderr);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-    }
-    fputc('\n', stderr);
-    exit(1);
-}
-
-/* CHECK(expr): fail the test run (exit 1) if expr is false. */
-#define CHECK(expr)                                                         \
-    do {                                                                    \
-        if (!(expr))                                                        \
-            check_failed(__FILE__, __LINE__, #expr, NULL);                  \
-    } while (0)
-
-/* CHECKF(expr, fmt, ...): like CHECK, plus a printf-style detail message. */
-#define CHECKF(expr, ...)                                                   \
-    do {                                                                    \
-        if (!(expr))                                                        \
-            check_failed(__FILE__, __LINE__, #expr, __VA_ARGS__);           \
-    } while (0)
 
 /* Hide a value from the optimiser (no constant folding, no provenance). */
 static inline void *opaque_ptr(void *p)

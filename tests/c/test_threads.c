@@ -51,37 +51,7 @@
 /* Checking helpers                                                          */
 /* ------------------------------------------------------------------------ */
 
-static const char *g_group = "?";
-static int g_in_child; /* set in forked children: leave via _exit, not exit */
-
-static void check_failed(const char *file, int line, const char *expr,
-                         const char *fmt, ...)
-    __attribute__((noreturn, format(printf, 4, 5)));
-
-static void check_failed(const char *file, int line, const char *expr,
-                         const char *fmt, ...)
-{
-    char msg[1024];
-    int len = snprintf(msg, sizeof msg, "%s:%d: [%s%s] CHECK failed: %s", file,
-                       line, g_group, g_in_child ? ", forked child" : "", expr);
-    if (fmt && len > 0 && (size_t)len < sizeof msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        len += snprintf(msg + len, sizeof msg - len, "  -- ");
-        if ((size_t)len < sizeof msg)
-            len += vsnprintf(msg + len, sizeof msg - len, fmt, ap);
-        va_end(ap);
-    }
-    if (len < 0 || (size_t)len >= sizeof msg - 1)
-        len = (int)sizeof msg - 2;
-    msg[len++] = '\n';
-    /* write(2) directly: safe in forked children and with other threads
-     * still running. */
-    if (write(2, msg, (size_t)len) < 0) {
-        /* nothing sensible left to do */
-    }
-    _exit(1);
-}
+#include "check.h"
 
 /* If the allocator kills the process (abort from a diagnostic, segfault),
  * say in which group, then die from the same signal. */
@@ -103,18 +73,6 @@ static void crash_handler(int sig)
     signal(sig, SIG_DFL);
     raise(sig);
 }
-
-#define CHECK(expr)                                                         \
-    do {                                                                    \
-        if (!(expr))                                                        \
-            check_failed(__FILE__, __LINE__, #expr, NULL);                  \
-    } while (0)
-
-#define CHECKF(expr, ...)                                                   \
-    do {                                                                    \
-        if (!(expr))                                                        \
-            check_failed(__FILE__, __LINE__, #expr, __VA_ARGS__);           \
-    } while (0)
 
 /* Per-thread PRNG (xorshift64*); state passed explicitly. */
 static inline uint64_t rnd(uint64_t *s)
