@@ -77,6 +77,13 @@ size_t arenalloc_arenas_unmapped(void);
 size_t arenalloc_heaps(void);
 
 /*
+ Blocks allocated and not yet freed, all threads together.  A snapshot: exact when no
+ other thread allocates or frees meanwhile.  Walks every arena (milliseconds for a
+ large heap): for statistics and leak checks, not for hot paths.
+ */
+size_t arenalloc_allocated_blocks(void);
+
+/*
  Allocates `size` bytes, aligned to 16, uninitialised.
 
  `malloc(0)` returns a unique pointer to a minimal block (16 bytes), which must be freed.

@@ -187,3 +187,9 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     free(p);
     q
 }
+
+/// Blocks allocated and not yet freed, pools and large mappings together (a snapshot; see
+/// `arena::live_blocks`).
+pub fn allocated_blocks() -> usize {
+    arena::live_blocks() + large::live_blocks()
+}

@@ -328,14 +328,15 @@ fn new_arena() -> *mut Arena {
     if base.is_null() {
         return ptr::null_mut();
     }
+    let a = base.cast::<Arena>();
+    // SAFETY: fresh mapping of ARENA_SIZE bytes.
+    unsafe { init_arena(a) };
+    // Registered only once initialised: `live_blocks` may walk it from then on.
     if !ownership::register_arena(base as usize) {
         // SAFETY: the mapping was just made and never published.
         unsafe { os::unmap(base, ARENA_SIZE) };
         return ptr::null_mut();
     }
-    let a = base.cast::<Arena>();
-    // SAFETY: fresh mapping of ARENA_SIZE bytes.
-    unsafe { init_arena(a) };
     a
 }
 
@@ -411,12 +412,42 @@ pub unsafe fn release_pool(pool: *mut Pool) {
             }
         }
     }
-    let unmap = ARENAS.lock().release_slots(a, first, n);
+    let unmap = {
+        let mut list = ARENAS.lock();
+        let unmap = list.release_slots(a, first, n);
+        if unmap {
+            // Under the lock, so that `live_blocks` (which holds it) never meets an arena
+            // that is being unmapped.
+            ownership::unregister(base, ARENA_SIZE);
+        }
+        unmap
+    };
     if unmap {
-        ownership::unregister(base, ARENA_SIZE);
-        // SAFETY: the arena is on no list and holds no pool: nobody can reach it.
+        // SAFETY: the arena is on no list, in no map, and holds no pool: nobody can reach it.
         unsafe { os::unmap(base as *mut u8, ARENA_SIZE) };
     }
+}
+
+/// Blocks handed out from pools and not yet freed (a block freed by another thread counts
+/// until its owner collects it), summed over every arena.  For statistics: the counts of
+/// pools owned by running threads are read while those threads may change them, so the
+/// total is a snapshot, exact only when the other threads are quiet.
+pub fn live_blocks() -> usize {
+    let _list = ARENAS.lock(); // keeps arenas from being unmapped meanwhile
+    let mut total = 0;
+    ownership::for_each_arena(|base| {
+        for slot in 1..SLOTS_PER_ARENA {
+            let e = Arena::entry(base as *mut Arena, slot);
+            // SAFETY: a registered arena's pool table is mapped and initialised.  Fields of
+            // live pools are read with volatile loads: statistics, racing their owner.
+            unsafe {
+                if ptr::read_volatile(ptr::addr_of!((*e).kind)) == kind::HEAD {
+                    total += ptr::read_volatile(ptr::addr_of!((*e).used)) as usize;
+                }
+            }
+        }
+    });
+    total
 }
 
 /// A snapshot of the arena counters.

@@ -17,6 +17,8 @@
 //! read as zero: `calloc` of a large block touches nothing.  Freed mappings up to 64 MiB
 //! are kept, decommitted, in a small lock-free cache for reuse (see `cache`).
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::config::{ARENA_SIZE, PAGE_SIZE};
 use crate::diag;
 use crate::os::{self, round_up};
@@ -91,8 +93,25 @@ fn layout(size: usize, align: usize) -> Option<(usize, usize)> {
     Some((offset, len))
 }
 
+/// Large blocks allocated and not freed (for statistics).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Large blocks allocated and not yet freed.
+pub fn live_blocks() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 /// Maps a large block of `size` bytes aligned to `align` (a power of two).  Null on failure.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
+    let p = alloc_mapping(size, align);
+    if !p.is_null() {
+        // A system call (or a cache hit) per large block: one more atomic is noise here.
+        LIVE.fetch_add(1, Ordering::Relaxed);
+    }
+    p
+}
+
+fn alloc_mapping(size: usize, align: usize) -> *mut u8 {
     let Some((offset, len)) = layout(size, align) else { return core::ptr::null_mut() };
     if offset == PAGE_SIZE {
         if let Some((base, have)) = cache::take(len) {
@@ -154,6 +173,7 @@ pub fn usable_size(base: usize, p: *mut u8, func: &str) -> usize {
 /// Unmaps the large block `p`.
 pub fn free(base: usize, p: *mut u8) {
     let h = checked_header(base, p, "free");
+    LIVE.fetch_sub(1, Ordering::Relaxed);
     // SAFETY: checked: a live header.
     let (len, user) = unsafe { ((*h).len, (*h).user) };
     if user == base + PAGE_SIZE && len <= cache::MAX_LEN {

@@ -134,6 +134,24 @@ fn set_range(start: usize, len: usize, value: usize) -> bool {
     true
 }
 
+/// Calls `f` with the base of every registered arena (for statistics).
+pub fn for_each_arena(mut f: impl FnMut(usize)) {
+    for (top, leaf) in TOP.iter().enumerate() {
+        let leaf = leaf.load(Ordering::Acquire);
+        if leaf.is_null() {
+            continue;
+        }
+        for index in 0..LEAF_LEN {
+            // SAFETY: installed leaves are valid forever; index < LEAF_LEN.
+            let entry = unsafe { (*leaf).entries.get_unchecked(index) }.load(Ordering::Acquire);
+            let chunk = ((top << LEAF_BITS) | index) << ARENA_SHIFT;
+            if entry == chunk | TAG_ARENA {
+                f(chunk);
+            }
+        }
+    }
+}
+
 /// Records an arena at `base` (aligned to `ARENA_SIZE`).
 pub fn register_arena(base: usize) -> bool {
     set_range(base, ARENA_SIZE, base | TAG_ARENA)

@@ -25,3 +25,11 @@ pub extern "C" fn arenalloc_arenas_unmapped() -> usize {
 pub extern "C" fn arenalloc_heaps() -> usize {
     crate::thread::heap_counts().0
 }
+
+/// Blocks allocated and not yet freed, all threads together.  A snapshot: exact when no
+/// other thread allocates or frees meanwhile.  Walks every arena (milliseconds for a
+/// large heap): for statistics and leak checks, not for hot paths.
+#[no_mangle]
+pub extern "C" fn arenalloc_allocated_blocks() -> usize {
+    crate::alloc::allocated_blocks()
+}

@@ -145,6 +145,7 @@ pub fn resolve_next_definitions() {
     }
     NEXT_GET_ALLOCATOR.get();
     NEXT_SET_ALLOCATOR.get();
+    NEXT_GET_ALLOCATED_BLOCKS.get();
 }
 
 /// CPython refuses sizes above PY_SSIZE_T_MAX.
@@ -206,6 +207,24 @@ fn py_free(d: &Domain, p: *mut c_void, func: &str) {
     let Some(f) = d.free.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
     // SAFETY: libpython's definition of this very function.
     unsafe { core::mem::transmute::<usize, FreeFn>(f)(p) }
+}
+
+static NEXT_GET_ALLOCATED_BLOCKS: Next = Next::new(b"_Py_GetAllocatedBlocks\0");
+
+/// Interposes libpython's `_Py_GetAllocatedBlocks`, behind `sys.getallocatedblocks()`:
+/// with our `PyObject_*` in place, pymalloc's own count would miss every object, and
+/// regrtest's reference-leak hunter (`-R`) and `test_sys` read it.  Returns pymalloc's
+/// count plus ours.  Not declared in the header: it is CPython's private API.
+///
+/// cbindgen:ignore
+#[no_mangle]
+pub extern "C" fn _Py_GetAllocatedBlocks() -> isize {
+    let theirs = match NEXT_GET_ALLOCATED_BLOCKS.get() {
+        // SAFETY: libpython's `Py_ssize_t _Py_GetAllocatedBlocks(void)`.
+        Some(f) => unsafe { core::mem::transmute::<usize, unsafe extern "C" fn() -> isize>(f)() },
+        None => 0,
+    };
+    theirs + alloc::allocated_blocks() as isize
 }
 
 /// Interposes libpython's `PyMem_SetAllocator` to learn when a hook is installed or

@@ -63,6 +63,8 @@ void *PyObject_Calloc(size_t nelem, size_t elsize);
 void *PyObject_Realloc(void *ptr, size_t new_size);
 void PyObject_Free(void *ptr);
 const char *arenalloc_version(void);
+size_t arenalloc_allocated_blocks(void);
+size_t arenalloc_arenas_mapped(void);
 #endif
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -1326,6 +1328,40 @@ static void test_interior_misuse(void)
 #endif
 }
 
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* arenalloc_allocated_blocks() counts live blocks of every size exactly when no other
+ * thread runs; arenas come and go with the memory. */
+static void test_statistics(void)
+{
+    group_start("statistics");
+#ifdef TEST_AGAINST_GLIBC
+    printf("skipped (glibc build)\n");
+#else
+    static void *blocks[3000];
+    size_t before = arenalloc_allocated_blocks();
+    for (int i = 0; i < 3000; i++) {
+        /* small, medium and large blocks, one large per 500 */
+        size_t size = i % 500 == 499 ? 3 * MiB : (size_t)(i % 3 == 0 ? 40 : i % 3 == 1 ? 700 : 70000);
+        blocks[i] = malloc(size);
+        CHECK(blocks[i] != NULL);
+    }
+    size_t during = arenalloc_allocated_blocks();
+    CHECKF(during == before + 3000, "%zu blocks before, %zu after 3000 mallocs", before, during);
+    for (int i = 0; i < 3000; i += 2)
+        free(blocks[i]);
+    size_t half = arenalloc_allocated_blocks();
+    CHECKF(half == before + 1500, "%zu blocks before, %zu after freeing 1500 of 3000", before, half);
+    for (int i = 1; i < 3000; i += 2)
+        free(blocks[i]);
+    CHECK(arenalloc_allocated_blocks() == before);
+    CHECK(arenalloc_arenas_mapped() >= 1);
+    group_ok();
+#endif
+}
+
 int main(void)
 {
     struct timespec t0, t1;
@@ -1354,6 +1390,7 @@ int main(void)
     test_pymem();
     test_misuse_aborts();
     test_interior_misuse();
+    test_statistics();
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("ALL OK (%.2f s)\n",
