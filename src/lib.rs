@@ -35,17 +35,20 @@
 //! * **large block** — a request above 1 MiB (or over-aligned), in a mapping of its own.
 //!
 //! ## What happens on malloc / free
-//! `malloc(n)` finds the class of `n`, then pops a block off the free list of the first
-//! pool in this thread's `usedpools[class]`: no lock, no atomic operation.  When that list
-//! is empty, the slow path collects blocks freed by other threads, carves a never-used
-//! block, or claims a fresh pool from the arenas (taking the arena-list spinlock once per
-//! pool, not per block).
+//! `malloc(n)` finds the class of `n` and the thread's heap (a cache keyed by the thread
+//! pointer, see `thread.rs`), then pops a block off the free list of the first pool in the
+//! heap's `usedpools[class]`: no lock, no atomic operation, no call.  When that list is
+//! empty, the slow path collects blocks freed by other threads, carves a never-used block,
+//! or claims a fresh pool from the arenas (taking the arena-list spinlock once per pool,
+//! not per block).
 //!
 //! `free(p)` looks `p` up in the ownership map (never trusting a pointer it did not hand
-//! out), finds the pool header through the arena's pool table, and pushes the block on the
-//! pool's free list when the calling thread owns the pool, or on the owner heap's remote
-//! stack otherwise.  An empty pool goes back to its arena; an empty arena goes back to the
-//! OS (a few are kept, see `config::SPARE_ARENAS`).
+//! out), finds the pool header through the arena's pool table, checks `p` starts a block,
+//! and pushes the block on the pool's free list when the pool's owner heap belongs to the
+//! calling thread (its id is the thread pointer), or on the owner heap's remote stack
+//! otherwise.  An empty pool goes back to its arena (each heap keeps one per class); an
+//! empty arena goes back to the OS (a few are kept, see `config::SPARE_ARENAS`).  Large
+//! blocks are mappings of their own, recycled through a small cache (`large.rs`).
 //!
 //! ## Rules every module lives by
 //! * Nothing allocates through malloc (we *are* malloc): no `Vec`, `Box`, `String`,
