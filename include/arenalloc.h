@@ -78,8 +78,10 @@ size_t arenalloc_heaps(void);
 
 /*
  Blocks allocated and not yet freed, all threads together.  A snapshot: exact when no
- other thread allocates or frees meanwhile.  Walks every arena (milliseconds for a
- large heap): for statistics and leak checks, not for hot paths.
+ other thread allocates or frees meanwhile (a block another live thread's heap has not
+ yet collected from its cross-thread free list still counts).  Walks every arena under
+ the arena lock (tens of microseconds for a large heap): for statistics and leak checks,
+ not for a tight loop, which would keep other threads from claiming pools.
  */
 size_t arenalloc_allocated_blocks(void);
 

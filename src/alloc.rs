@@ -189,7 +189,9 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
 }
 
 /// Blocks allocated and not yet freed, pools and large mappings together (a snapshot; see
-/// `arena::live_blocks`).
+/// `arena::live_blocks`).  Frees waiting in dead threads' heaps and in the caller's own are
+/// collected first, so they do not count.
 pub fn allocated_blocks() -> usize {
+    thread::settle_frees();
     arena::live_blocks() + large::live_blocks()
 }

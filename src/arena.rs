@@ -396,11 +396,9 @@ pub unsafe fn release_pool(pool: *mut Pool) {
     let first = (pool as usize - base) / core::mem::size_of::<Pool>();
     // SAFETY: the caller owns the pool; its entries are ours until the bits are cleared.
     let n = unsafe { (*pool).slots } as usize;
-    let decommit = n >= MADVISE_MIN_SLOTS;
-    if decommit {
-        // SAFETY: the pool holds no live block; its slots are page aligned.
-        unsafe { os::decommit(Arena::slot_addr(a, first), n * SLOT_SIZE) };
-    }
+    // SAFETY: the pool holds no live block; its slots are page aligned.  A refused
+    // decommit (locked memory) leaves the slots dirty, so they are not taken for zero.
+    let decommit = n >= MADVISE_MIN_SLOTS && unsafe { os::decommit(Arena::slot_addr(a, first), n * SLOT_SIZE) };
     for i in 0..n {
         let e = Arena::entry(a, first + i);
         // SAFETY: still ours (bits not yet cleared).

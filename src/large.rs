@@ -15,7 +15,8 @@
 //! user's block.  A mapping is never shared, so `free` is one `munmap` and `realloc` can
 //! grow in place or move the pages with `mremap` instead of copying them.  Fresh mappings
 //! read as zero: `calloc` of a large block touches nothing.  Freed mappings up to 64 MiB
-//! are kept, decommitted, in a small lock-free cache for reuse (see `cache`).
+//! are kept, with fresh pages mapped over the block, in a small lock-free cache for reuse
+//! (see `cache`).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -39,9 +40,9 @@ struct LargeHeader {
 
 /// Freed large mappings kept for reuse, so a program that allocates and frees big buffers
 /// in a loop does not pay `mmap` + `munmap` (and the kernel's page-table teardown) each
-/// time.  A cached mapping's block pages are given back with `madvise(MADV_DONTNEED)` when
-/// it is cached, so the cache holds address space, not memory, and reused pages read as
-/// zero.  It stays in the ownership map, with `cached` set in its header, so a second free
+/// time.  A cached mapping's block pages are replaced by fresh ones (`os::refresh`) when it
+/// is cached, so the cache holds address space, not memory, and reused pages read as zero
+/// with default protection.  It stays in the ownership map, with `cached` set in its header, so a second free
 /// of the block is still caught.
 ///
 /// Each slot holds `base | pages` (the base is 4 MiB-aligned, so the low 22 bits are free
@@ -176,12 +177,13 @@ pub fn free(base: usize, p: *mut u8) {
     LIVE.fetch_sub(1, Ordering::Relaxed);
     // SAFETY: checked: a live header.
     let (len, user) = unsafe { ((*h).len, (*h).user) };
-    if user == base + PAGE_SIZE && len <= cache::MAX_LEN {
-        // SAFETY: the block is being freed: its pages hold nothing anyone may read.
-        unsafe {
-            os::decommit(user as *mut u8, len - PAGE_SIZE);
-            (*h).cached = true;
-        }
+    // Cache it with fresh pages over the block (mmap MAP_FIXED, not madvise): they are
+    // zero even if the process locks its memory, and whatever `mprotect` the user left on
+    // the block (a guard page) is gone, as it would be with munmap.
+    // SAFETY: the block is being freed: its pages hold nothing anyone may read.
+    if user == base + PAGE_SIZE && len <= cache::MAX_LEN && unsafe { os::refresh(user as *mut u8, len - PAGE_SIZE) } {
+        // SAFETY: the header page is ours and untouched by the refresh.
+        unsafe { (*h).cached = true };
         if cache::put(base, len) {
             return;
         }

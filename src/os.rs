@@ -80,9 +80,34 @@ pub unsafe fn unmap(p: *mut u8, len: usize) {
 ///
 /// # Safety
 /// The range must be page-aligned, inside one of our mappings, and hold no live data.
-pub unsafe fn decommit(p: *mut u8, len: usize) {
+/// Returns false when the kernel refused (e.g. locked pages under `mlockall`): the memory
+/// then keeps its contents and must not be taken for zero.
+#[must_use]
+pub unsafe fn decommit(p: *mut u8, len: usize) -> bool {
     // SAFETY: the caller guarantees the range holds nothing anyone will read.
-    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) == 0 }
+}
+
+/// Replaces `[p, p+len)` with fresh zero pages, read-write, in one system call: unlike
+/// `decommit`, this also undoes any `mprotect` the user applied and works on locked
+/// memory.  Returns false on failure (the range is then unchanged).
+///
+/// # Safety
+/// The range must be page-aligned, inside one of our mappings, and hold no live data.
+#[must_use]
+pub unsafe fn refresh(p: *mut u8, len: usize) -> bool {
+    // SAFETY: MAP_FIXED over a range we own and nobody uses.
+    let r = unsafe {
+        libc::mmap(
+            p.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    r == p.cast()
 }
 
 /// Resizes the mapping at `p` without moving it.  Returns false when the neighbouring

@@ -10,12 +10,14 @@
 //! * Thread exit is seen through a `pthread_key_create` destructor: the heap collects its
 //!   remote frees, returns its empty pools, and goes on the abandoned list for the next
 //!   thread to adopt.  Until then, any thread about to claim a new pool first tidies one
-//!   abandoned heap (collects the frees that arrived since, returns pools left empty).  If a later destructor allocates again, the thread attaches again and
-//!   the key makes glibc call us once more.
+//!   abandoned heap (collects the frees that arrived since, returns pools left empty).
+//!   Allocations after the destructor (from other libraries' destructors) borrow a heap per
+//!   call (`with_transient_heap`).
 //! * `fork()`: `pthread_atfork` handlers take the registry and arena locks around the fork,
 //!   so the child never inherits a lock held by a thread that does not exist there.  Heaps
 //!   of the parent's other threads stay as they were in the child: their blocks can still
-//!   be freed there (remote pushes), their pools are simply not reused.
+//!   be freed there (remote pushes), their pools are simply not reused (nor is a heap that
+//!   another thread was tidying at the moment of the fork).
 //!
 //! Initialisation is lazy and allocation-free (`ensure_init`), because the dynamic loader
 //! and other libraries' constructors call malloc before our constructor runs.
@@ -230,8 +232,10 @@ extern "C" fn after_fork_child() {
 struct Registry {
     /// Every heap, linked through `next_all`.
     all: *mut Heap,
-    /// Heaps of exited threads, linked through `next_abandoned`.
+    /// Heaps of exited threads, linked through `next_abandoned`: newly abandoned ones at
+    /// the front (adopted first, their pools are the warmest), tidied ones at the back.
     abandoned: *mut Heap,
+    abandoned_tail: *mut Heap,
     /// Unused space of the current heap chunk.
     chunk_next: *mut u8,
     chunk_left: usize,
@@ -247,11 +251,46 @@ unsafe impl Send for Registry {}
 static REGISTRY: spin::Mutex<Registry> = spin::Mutex::new(Registry {
     all: ptr::null_mut(),
     abandoned: ptr::null_mut(),
+    abandoned_tail: ptr::null_mut(),
     chunk_next: ptr::null_mut(),
     chunk_left: 0,
     total: 0,
     attached: 0,
 });
+
+impl Registry {
+    /// Takes the heap at the front of the abandoned list.
+    fn pop_abandoned(&mut self) -> *mut Heap {
+        let h = self.abandoned;
+        if !h.is_null() {
+            // SAFETY: abandoned heaps are live; linked under the lock.
+            self.abandoned = unsafe { (*h).next_abandoned };
+            if self.abandoned.is_null() {
+                self.abandoned_tail = ptr::null_mut();
+            }
+        }
+        h
+    }
+
+    /// Puts `h` on the abandoned list, at the front or the back.
+    fn push_abandoned(&mut self, h: *mut Heap, at_back: bool) {
+        // SAFETY: `h` is a live heap nobody uses; linked under the lock.
+        unsafe {
+            if self.abandoned.is_null() {
+                (*h).next_abandoned = ptr::null_mut();
+                self.abandoned = h;
+                self.abandoned_tail = h;
+            } else if at_back {
+                (*h).next_abandoned = ptr::null_mut();
+                (*self.abandoned_tail).next_abandoned = h;
+                self.abandoned_tail = h;
+            } else {
+                (*h).next_abandoned = self.abandoned;
+                self.abandoned = h;
+            }
+        }
+    }
+}
 
 /// Heap memory is mapped in chunks of this size (about 50 heaps each).
 const HEAP_CHUNK: usize = 64 * 1024;
@@ -260,10 +299,8 @@ const HEAP_STRIDE: usize = (core::mem::size_of::<Heap>() + 63) & !63;
 fn adopt_or_create() -> *mut Heap {
     {
         let mut reg = REGISTRY.lock();
-        let h = reg.abandoned;
+        let h = reg.pop_abandoned();
         if !h.is_null() {
-            // SAFETY: abandoned heaps are live and linked under the lock.
-            reg.abandoned = unsafe { (*h).next_abandoned };
             reg.attached += 1;
             ABANDONED_HEAPS.store(reg.total - reg.attached, Ordering::Relaxed);
             return h;
@@ -307,9 +344,7 @@ fn carve(reg: &mut Registry) -> *mut Heap {
 
 fn abandon(h: *mut Heap) {
     let mut reg = REGISTRY.lock();
-    // SAFETY: `h` is a live heap no thread uses any more; linked under the lock.
-    unsafe { (*h).next_abandoned = reg.abandoned };
-    reg.abandoned = h;
+    reg.push_abandoned(h, false);
     reg.attached -= 1;
     ABANDONED_HEAPS.store(reg.total - reg.attached, Ordering::Relaxed);
 }
@@ -327,28 +362,27 @@ pub fn tidy_abandoned_heap() {
     if ABANDONED_HEAPS.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let h = {
-        let mut reg = REGISTRY.lock();
-        let h = reg.abandoned;
-        if h.is_null() {
-            return;
-        }
-        // SAFETY: abandoned heaps are live and linked under the lock.
-        reg.abandoned = unsafe { (*h).next_abandoned };
-        h
-    };
+    let h = REGISTRY.lock().pop_abandoned();
+    if h.is_null() {
+        return;
+    }
     // SAFETY: off the list, `h` is ours alone (its thread_id is 0, so even our own frees
     // into its pools go through its remote stack).
     unsafe { (*h).prepare_to_abandon() };
-    let mut reg = REGISTRY.lock();
-    // SAFETY: linked under the lock; `h` goes to the end of the list.
-    unsafe {
-        (*h).next_abandoned = ptr::null_mut();
-        let mut link: *mut *mut Heap = &mut reg.abandoned;
-        while !(*link).is_null() {
-            link = &mut (**link).next_abandoned;
-        }
-        *link = h;
+    REGISTRY.lock().push_abandoned(h, true);
+}
+
+/// Tidies every abandoned heap and collects the calling thread's own remote frees, so that
+/// statistics do not count blocks that were freed but not yet collected.  (Blocks freed into
+/// other live threads' heaps stay counted until their owners collect them.)
+pub fn settle_frees() {
+    for _ in 0..ABANDONED_HEAPS.load(Ordering::Relaxed) {
+        tidy_abandoned_heap();
+    }
+    let h = heap();
+    if !h.is_null() {
+        // SAFETY: our own heap.
+        unsafe { (*h).collect_remote() };
     }
 }
 

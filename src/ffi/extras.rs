@@ -27,8 +27,10 @@ pub extern "C" fn arenalloc_heaps() -> usize {
 }
 
 /// Blocks allocated and not yet freed, all threads together.  A snapshot: exact when no
-/// other thread allocates or frees meanwhile.  Walks every arena (milliseconds for a
-/// large heap): for statistics and leak checks, not for hot paths.
+/// other thread allocates or frees meanwhile (a block another live thread's heap has not
+/// yet collected from its cross-thread free list still counts).  Walks every arena under
+/// the arena lock (tens of microseconds for a large heap): for statistics and leak checks,
+/// not for a tight loop, which would keep other threads from claiming pools.
 #[no_mangle]
 pub extern "C" fn arenalloc_allocated_blocks() -> usize {
     crate::alloc::allocated_blocks()

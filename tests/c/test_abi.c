@@ -28,6 +28,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1329,11 +1330,85 @@ static void test_interior_misuse(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Reused large blocks behave like fresh ones                                */
+/* ------------------------------------------------------------------------ */
+
+/* Freed large mappings are recycled.  A recycled block must be like a fresh mapping: a
+ * guard page the user mprotect'ed before freeing is gone, and calloc memory is zero even
+ * when the process locks its pages (mlockall makes madvise(MADV_DONTNEED) fail). */
+static void test_large_reuse(void)
+{
+    group_start("large block reuse");
+    for (int round = 0; round < 2; round++) {
+        char *p = NULL;
+        CHECK(posix_memalign((void **)&p, g_page, 8 * MiB) == 0);
+        memset(p, 0xAB, 8 * MiB);
+        CHECK(mprotect(p, g_page, PROT_NONE) == 0); /* a guard page, as coroutine stacks have */
+        free(p);
+        /* More blocks than the reuse cache holds, so one of them gets p's mapping if it
+         * was kept; none may fault. */
+        char *q[20];
+        for (int i = 0; i < 20; i++) {
+            q[i] = malloc(8 * MiB);
+            CHECK(q[i] != NULL);
+            q[i][0] = 1;
+            q[i][8 * MiB - 1] = 2;
+        }
+        for (int i = 0; i < 20; i++)
+            free(q[i]);
+    }
+    /* calloc after free under mlockall, in a child so the rest of the run is not locked. */
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
+            _exit(77); /* not permitted here: skip */
+        static const size_t sizes[] = {900 * 1024, 8 * MiB};
+        for (size_t i = 0; i < 2; i++) {
+            char *a = malloc(sizes[i]);
+            if (!a) _exit(3);
+            memset(a, 0xAB, sizes[i]);
+            free(a);
+            /* More blocks than any cache holds: one of them reuses a's memory. */
+            unsigned char *z[20];
+            for (int n = 0; n < 20; n++) {
+                z[n] = calloc(1, sizes[i]);
+                if (!z[n]) _exit(4);
+                for (size_t k = 0; k < sizes[i]; k++)
+                    if (z[n][k]) _exit(5);
+            }
+            for (int n = 0; n < 20; n++)
+                free(z[n]);
+        }
+        _exit(0);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECKF(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 77),
+           "calloc under mlockall: child status %d (5: non-zero byte in calloc memory)", st);
+    if (WEXITSTATUS(st) == 77)
+        printf("(mlockall not permitted, that part skipped) ");
+    group_ok();
+}
+
+/* ------------------------------------------------------------------------ */
 /* Statistics                                                                */
 /* ------------------------------------------------------------------------ */
 
 /* arenalloc_allocated_blocks() counts live blocks of every size exactly when no other
  * thread runs; arenas come and go with the memory. */
+static void *stats_blocks[3000];
+static void *stats_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 3000; i++) {
+        stats_blocks[i] = malloc((size_t)(16 + i % 2000));
+        CHECK(stats_blocks[i] != NULL);
+    }
+    return NULL;
+}
+
 static void test_statistics(void)
 {
     group_start("statistics");
@@ -1358,6 +1433,20 @@ static void test_statistics(void)
         free(blocks[i]);
     CHECK(arenalloc_allocated_blocks() == before);
     CHECK(arenalloc_arenas_mapped() >= 1);
+
+    /* Blocks of an exited thread, freed here: freed is freed, though they wait in the dead
+     * thread's heap until someone collects them. */
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, stats_thread, NULL) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    /* (Creating a thread allocates too, e.g. glibc's TLS vectors: count relative.) */
+    size_t with_dead = arenalloc_allocated_blocks();
+    CHECK(with_dead >= before + 3000);
+    for (int i = 0; i < 3000; i++)
+        free(stats_blocks[i]);
+    size_t after = arenalloc_allocated_blocks();
+    CHECKF(after + 3000 == with_dead, "%zu blocks with the dead thread's, %zu after they were "
+           "freed: frees waiting in its heap still counted", with_dead, after);
     group_ok();
 #endif
 }
@@ -1375,6 +1464,7 @@ int main(void)
 
     test_symbol_binding();
     test_version();
+    test_large_reuse(); /* early: while the large-block cache is still empty */
     test_malloc_basic();
     test_enomem();
     test_realloc_semantics();
