@@ -88,14 +88,22 @@ pub unsafe fn decommit(p: *mut u8, len: usize) -> bool {
     unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) == 0 }
 }
 
-/// Replaces `[p, p+len)` with fresh zero pages, read-write, in one system call: unlike
-/// `decommit`, this also undoes any `mprotect` the user applied and works on locked
-/// memory.  Returns false on failure (the range is then unchanged).
+/// Makes `[p, p+len)` like fresh memory: zero pages, read-write, whatever the user did to
+/// it (an `mprotect`ed guard page, `mlockall`).  The common case is `madvise` plus an
+/// `mprotect` that finds nothing to change (cheap: no page-table work); when the kernel
+/// refuses the `madvise` (locked pages), fresh pages are mapped over the range instead.
+/// Returns false on failure (then the range must not be reused as zero memory).
 ///
 /// # Safety
 /// The range must be page-aligned, inside one of our mappings, and hold no live data.
 #[must_use]
 pub unsafe fn refresh(p: *mut u8, len: usize) -> bool {
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe {
+        if decommit(p, len) && libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 {
+            return true;
+        }
+    }
     // SAFETY: MAP_FIXED over a range we own and nobody uses.
     let r = unsafe {
         libc::mmap(
