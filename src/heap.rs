@@ -182,6 +182,7 @@ impl Heap {
                 return (b, pool.zeroed);
             }
             // Exhausted: the pool becomes full and leaves the list until blocks come back.
+            debug_assert!(pool.is_exhausted());
             self.unlink(pool);
             pool.mark_full();
         }
