@@ -162,9 +162,10 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     let old = match owner_of(p, "realloc") {
         Owner::Pool(pool) => {
             // SAFETY: live pool head.
-            let have = unsafe { (*pool).block_size } as usize;
-            // Keep the block when it fits and is not more than twice what is asked.
-            if size <= have && size >= have / 2 {
+            let (have, class) = unsafe { ((*pool).block_size as usize, (*pool).class as usize) };
+            // Keep the block when it fits and is not more than twice what is asked (or
+            // when a new block would be of the same class anyway).
+            if size <= have && (size >= have / 2 || class_of(size) == class) {
                 return p;
             }
             have
