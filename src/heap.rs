@@ -324,6 +324,7 @@ impl Heap {
     pub fn used_pool_count(&self, class: usize) -> usize {
         let mut n = 0;
         let mut p = self.list(class);
+        // A list ends in null (the head alone is EMPTY_POOL when the list is empty).
         while p != empty_pool() && !p.is_null() {
             n += 1;
             // SAFETY: pools on our lists are live.

@@ -94,13 +94,10 @@ fn attach() -> *mut Heap {
     if EXITING.get() {
         return ptr::null_mut();
     }
-    ensure_init();
-    let h = adopt_or_create();
+    let h = take_heap();
     if h.is_null() {
         return h;
     }
-    // SAFETY: `h` is ours now; no other thread attaches it.
-    unsafe { (*h).thread_id.store(os::thread_id(), Ordering::Relaxed) };
     THREAD_HEAP.set(h);
     // SAFETY: the key was created by `ensure_init`; the value is only read back by us.
     unsafe { libc::pthread_setspecific(key(), h.cast()) };
@@ -122,18 +119,12 @@ fn key() -> libc::pthread_key_t {
 #[cold]
 #[inline(never)]
 pub fn with_transient_heap<R>(f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
-    ensure_init();
-    let h = adopt_or_create();
+    let h = take_heap();
     if h.is_null() {
         return None;
     }
     // SAFETY: the heap is ours until `abandon`; no other thread uses it meanwhile.
-    let r = unsafe {
-        (*h).thread_id.store(os::thread_id(), Ordering::Relaxed);
-        let r = f(&mut *h);
-        (*h).thread_id.store(0, Ordering::Relaxed);
-        r
-    };
+    let r = f(unsafe { &mut *h });
     abandon(h);
     Some(r)
 }
@@ -146,12 +137,7 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     EXITING.set(true);
     THREAD_HEAP.set(ptr::null_mut());
     // SAFETY: `h` was this thread's heap; no other thread uses it.
-    unsafe {
-        (*h).prepare_to_abandon();
-        // From now on every free into its pools is remote, even from a thread that reuses
-        // this thread's descriptor (and so its id).
-        (*h).thread_id.store(0, Ordering::Relaxed);
-    }
+    unsafe { (*h).prepare_to_abandon() };
     abandon(h);
 }
 
@@ -296,6 +282,18 @@ impl Registry {
 const HEAP_CHUNK: usize = 64 * 1024;
 const HEAP_STRIDE: usize = (core::mem::size_of::<Heap>() + 63) & !63;
 
+/// Gives the calling thread a heap of its own (adopted or new), marked with its thread id so
+/// that frees into its pools from this thread are local.  Null when out of memory.
+fn take_heap() -> *mut Heap {
+    ensure_init();
+    let h = adopt_or_create();
+    if !h.is_null() {
+        // SAFETY: `h` is ours now; no other thread takes it until we abandon it.
+        unsafe { (*h).thread_id.store(os::thread_id(), Ordering::Relaxed) };
+    }
+    h
+}
+
 fn adopt_or_create() -> *mut Heap {
     {
         let mut reg = REGISTRY.lock();
@@ -342,7 +340,12 @@ fn carve(reg: &mut Registry) -> *mut Heap {
     h
 }
 
+/// Puts a heap the calling thread no longer uses on the abandoned list.  Its thread id goes
+/// first: from then on every free into its pools is remote, even from a later thread that
+/// reuses this thread's descriptor (and so its id).
 fn abandon(h: *mut Heap) {
+    // SAFETY: `h` is ours until it is on the list.
+    unsafe { (*h).thread_id.store(0, Ordering::Relaxed) };
     let mut reg = REGISTRY.lock();
     reg.push_abandoned(h, false);
     reg.attached -= 1;
