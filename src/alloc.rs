@@ -94,15 +94,29 @@ enum Owner {
 /// Identifies the block `p` starts, or aborts naming `func`.
 #[inline(always)]
 fn owner_of(p: *mut u8, func: &str) -> Owner {
+    match ownership::arena_of(p as usize) {
+        Some(base) => block_in_arena(base, p, func),
+        None => owner_of_uncommon(p, func),
+    }
+}
+
+/// Large blocks, arenas the bitmap does not cover, and foreign pointers.
+#[inline(never)]
+fn owner_of_uncommon(p: *mut u8, func: &str) -> Owner {
     match ownership::lookup(p as usize) {
-        Region::Arena(base) => match arena::pool_of(base, p as usize) {
-            // SAFETY: `pool_of` returns live pool heads only.
-            Some(pool) if unsafe { (*pool).is_block_start(p as usize) } => Owner::Pool(pool),
-            Some(_) => diag::misuse(func, p, "pointer into a block, not the start of one"),
-            None => diag::misuse(func, p, "pointer into arenalloc memory that is not an allocated block"),
-        },
+        Region::Arena(base) => block_in_arena(base, p, func),
         Region::Large(base) => Owner::Large(base),
         Region::Foreign => diag::misuse(func, p, "pointer not allocated by arenalloc"),
+    }
+}
+
+#[inline(always)]
+fn block_in_arena(base: usize, p: *mut u8, func: &str) -> Owner {
+    match arena::pool_of(base, p as usize) {
+        // SAFETY: `pool_of` returns live pool heads only.
+        Some((pool, offset)) if unsafe { (*pool).is_block_offset(offset) } => Owner::Pool(pool),
+        Some(_) => diag::misuse(func, p, "pointer into a block, not the start of one"),
+        None => diag::misuse(func, p, "pointer into arenalloc memory that is not an allocated block"),
     }
 }
 

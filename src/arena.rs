@@ -75,23 +75,25 @@ impl Arena {
     }
 }
 
-/// The pool header of the block at `addr`, inside the arena at `arena_base`, or None when
-/// `addr` lies in the arena header or in a slot that belongs to no pool.
+/// The pool header of the block at `addr`, inside the arena at `arena_base`, and the
+/// offset of `addr` from the pool's first byte; None when `addr` lies in the arena header
+/// or in a slot that belongs to no pool.
 #[inline(always)]
-pub fn pool_of(arena_base: usize, addr: usize) -> Option<*mut Pool> {
-    let slot = (addr & ARENA_MASK) >> SLOT_SHIFT;
+pub fn pool_of(arena_base: usize, addr: usize) -> Option<(*mut Pool, u32)> {
+    let in_arena = addr & ARENA_MASK;
+    let slot = in_arena >> SLOT_SHIFT;
     if slot == 0 {
         return None;
     }
-    let e = Arena::entry(arena_base as *mut Arena, slot);
     // SAFETY: the entry lies in the header slot of a live arena (the ownership map said so);
     // `head_back` is 0 for heads and free slots and at most `slot - 1` for tails.
-    let head = unsafe { e.sub((*e).head_back as usize) };
+    let head_slot = slot - unsafe { (*Arena::entry(arena_base as *mut Arena, slot)).head_back } as usize;
+    let head = Arena::entry(arena_base as *mut Arena, head_slot);
     // SAFETY: as above, `head` is an entry of the same table.
     if unsafe { (*head).kind } != kind::HEAD {
         return None;
     }
-    Some(head)
+    Some((head, (in_arena - (head_slot << SLOT_SHIFT)) as u32))
 }
 
 struct ArenaList {

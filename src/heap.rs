@@ -70,7 +70,7 @@ static EMPTY_POOL: EmptyPool = EmptyPool(core::cell::UnsafeCell::new(Pool {
     next: ptr::null_mut(),
     prev: ptr::null_mut(),
     owner: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
-    start: ptr::null_mut(),
+    divisor: crate::size_class::Divisor::NONE,
     class: 0,
     slots: 0,
     kind: crate::pool::kind::FREE,
@@ -260,7 +260,7 @@ impl Heap {
                 let next = (*b).next;
                 let pool = arena::pool_of(b as usize & !ARENA_MASK, b as usize);
                 match pool {
-                    Some(pool) => self.free_local(pool, b),
+                    Some((pool, _)) => self.free_local(pool, b),
                     None => crate::diag::fatal("remote free list holds a block outside any pool"),
                 }
                 b = next;
@@ -372,7 +372,7 @@ mod tests {
     }
 
     fn pool_of_block(b: *mut u8) -> *mut Pool {
-        arena::pool_of(b as usize & !ARENA_MASK, b as usize).expect("block in a pool")
+        arena::pool_of(b as usize & !ARENA_MASK, b as usize).expect("block in a pool").0
     }
 
     #[test]

@@ -13,13 +13,20 @@
 //!            header     | LARGE      the chunk belongs to the large mapping at `header`
 //! ```
 //!
+//! In front of the tree sits a flat bitmap with one bit per chunk of the low 2^47 bytes
+//! (where Linux places every mapping unless asked otherwise), set iff the chunk is an
+//! arena: the free path's question "is this a block of an arena?" is one load and a bit
+//! test.  It is 4 MiB of zero-filled `.bss`, of which only the pages covering arenas are
+//! ever touched.  Large mappings, and arenas above 2^47 should there be any, are found
+//! in the tree.
+//!
 //! Leaves are installed with a compare-and-swap and never freed, so readers need no lock.
 //! An entry is written before its region is handed out and cleared before the region is
 //! unmapped; a reader only looks up pointers that a correct program got from us and has
 //! not freed, so Acquire/Release on the entries is all the ordering needed.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use crate::config::{ADDRESS_BITS, ARENA_SHIFT, ARENA_SIZE};
 use crate::os;
@@ -38,6 +45,12 @@ struct Leaf {
 }
 
 static TOP: [AtomicPtr<Leaf>; TOP_LEN] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP_LEN];
+
+/// Address bits the arena bitmap covers.
+const FAST_ADDRESS_BITS: usize = 47;
+const FAST_CHUNKS: usize = 1 << (FAST_ADDRESS_BITS - ARENA_SHIFT);
+/// Bit `c % 64` of word `c / 64` is set iff chunk `c` is an arena.
+static ARENA_BITS: [AtomicU64; FAST_CHUNKS / 64] = [const { AtomicU64::new(0) }; FAST_CHUNKS / 64];
 
 /// What the map knows of an address.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -74,9 +87,30 @@ fn entry_of(addr: usize) -> usize {
     unsafe { (*leaf).entries.get_unchecked((addr >> ARENA_SHIFT) & (LEAF_LEN - 1)) }.load(Ordering::Acquire)
 }
 
+/// The base of the arena containing `addr` when the bitmap knows it; None means "ask
+/// `lookup`", not "not an arena".
+#[inline(always)]
+pub fn arena_of(addr: usize) -> Option<usize> {
+    let chunk = addr >> ARENA_SHIFT;
+    let word = ARENA_BITS.get(chunk / 64)?;
+    if word.load(Ordering::Acquire) & (1 << (chunk % 64)) != 0 {
+        return Some(addr & !(ARENA_SIZE - 1));
+    }
+    None
+}
+
 /// Looks up the region containing `addr`.
 #[inline(always)]
 pub fn lookup(addr: usize) -> Region {
+    match arena_of(addr) {
+        Some(base) => Region::Arena(base),
+        None => lookup_in_tree(addr),
+    }
+}
+
+/// `lookup` for whatever is not an arena in the bitmap.
+#[inline(never)]
+fn lookup_in_tree(addr: usize) -> Region {
     let entry = entry_of(addr);
     let base = entry & !TAG_MASK;
     // The common case in one compare: an arena entry names its own chunk.
@@ -154,7 +188,14 @@ pub fn for_each_arena(mut f: impl FnMut(usize)) {
 
 /// Records an arena at `base` (aligned to `ARENA_SIZE`).
 pub fn register_arena(base: usize) -> bool {
-    set_range(base, ARENA_SIZE, base | TAG_ARENA)
+    if !set_range(base, ARENA_SIZE, base | TAG_ARENA) {
+        return false;
+    }
+    let chunk = base >> ARENA_SHIFT;
+    if let Some(word) = ARENA_BITS.get(chunk / 64) {
+        word.fetch_or(1 << (chunk % 64), Ordering::Release);
+    }
+    true
 }
 
 /// Records a large mapping at `base` (aligned to `ARENA_SIZE`) of `len` bytes.
@@ -171,6 +212,13 @@ pub fn extend_large(base: usize, from: usize, to: usize) -> bool {
 /// Forgets the region of `len` bytes at `base` (aligned to `ARENA_SIZE`).  Call before the
 /// memory is unmapped: once it is, another thread may map and register the same range.
 pub fn unregister(base: usize, len: usize) {
+    let mut chunk = base >> ARENA_SHIFT;
+    while chunk < (base + len).div_ceil(ARENA_SIZE) {
+        if let Some(word) = ARENA_BITS.get(chunk / 64) {
+            word.fetch_and(!(1 << (chunk % 64)), Ordering::Release);
+        }
+        chunk += 1;
+    }
     set_range(base, len, 0);
 }
 

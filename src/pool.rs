@@ -33,7 +33,8 @@ use core::sync::atomic::AtomicPtr;
 
 use crate::config::SLOT_SIZE;
 use crate::heap::Heap;
-use crate::size_class::{divisor_of_class, size_of_class, slots_of_class};
+use crate::config::{ARENA_MASK, PAGE_SIZE, SLOT_SHIFT};
+use crate::size_class::{size_of_class, slots_of_class, Divisor, CLASSES, CLASS_SIZE, CLASS_SLOTS};
 
 /// A free block: its first word links to the next free block of the same pool.
 #[repr(C)]
@@ -80,8 +81,9 @@ pub struct Pool {
     /// The heap that owns the pool; only that heap's thread touches `free`, `used`, `bump`.
     /// Written only while no block of the pool is live, read by any thread freeing a block.
     pub owner: AtomicPtr<Heap>,
-    /// First byte of the pool's memory.
-    pub start: *mut u8,
+    /// Tells block starts from other offsets (`is_block_start`).  The pool's first byte is
+    /// not stored: it follows from where this entry sits in its arena's table (`start`).
+    pub divisor: Divisor,
     /// Size class index.
     pub class: u8,
     /// Slots the pool spans.
@@ -99,11 +101,35 @@ pub struct Pool {
 }
 
 const _: () = assert!(core::mem::size_of::<Pool>() == 64);
+/// Entry `i` of an arena's table describes slot `i`: shifting an entry's offset in the
+/// arena by this much gives its slot's offset.
+const ENTRY_TO_SLOT_SHIFT: usize = SLOT_SHIFT - core::mem::size_of::<Pool>().trailing_zeros() as usize;
 // `used` and `relink_at` are u16: the largest capacity is a one-slot pool of 16-byte blocks.
 const _: () = assert!(SLOT_SIZE / crate::config::MIN_ALIGN <= u16::MAX as usize);
 
 /// At most this many blocks must come back to a full pool before it is used again.
 const MAX_RELINK: u32 = 16;
+
+/// Per class, `used` at which a full pool goes back on its used list: when an eighth of
+/// its blocks (at least 1, at most `MAX_RELINK`) have come back.  A table, because the
+/// division it takes would cost more than the rest of `mark_full`.
+static RELINK_AT: [u16; CLASSES] = {
+    let mut t = [0u16; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        let cap = (CLASS_SLOTS[c] as u32 * SLOT_SIZE as u32) / CLASS_SIZE[c];
+        let mut back = cap / 8;
+        if back < 1 {
+            back = 1;
+        }
+        if back > MAX_RELINK {
+            back = MAX_RELINK;
+        }
+        t[c] = (cap - back) as u16;
+        c += 1;
+    }
+    t
+};
 
 impl Pool {
     /// Makes this (head) entry a fresh pool of `class` owned by `owner`.
@@ -112,6 +138,7 @@ impl Pool {
     /// The entry and the `slots` entries after it must have just been claimed from the
     /// arena by the caller, and `start` must be the first byte of those slots.
     pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: *mut Heap, zeroed: bool) {
+        debug_assert_eq!(start, self.start());
         let size = size_of_class(class);
         let slots = slots_of_class(class);
         let capacity = slots * SLOT_SIZE / size;
@@ -124,7 +151,7 @@ impl Pool {
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.owner = AtomicPtr::new(owner);
-        self.start = start;
+        self.divisor = Divisor::new(size);
         self.class = class as u8;
         self.slots = slots as u8;
         self.kind = kind::HEAD;
@@ -145,17 +172,36 @@ impl Pool {
         b
     }
 
-    /// Hands out the next never-used block, or null when the pool is carved out.
+    /// Hands out the next never-used block, or null when the pool is carved out.  Call
+    /// only with an empty free list: the blocks after it, up to the end of its OS page,
+    /// are carved at the same time and become the free list, so the allocation fast path
+    /// serves them and a new pool is still faulted in one page at a time.
     #[inline]
     pub fn pop_fresh(&mut self) -> *mut Block {
+        debug_assert!(self.free.is_null());
         if self.bump >= self.limit {
             return ptr::null_mut();
         }
-        // SAFETY: bump < limit, so the block lies inside the pool.
-        let b = unsafe { self.start.add(self.bump as usize) }.cast::<Block>();
-        self.bump += self.block_size;
+        let size = self.block_size as usize;
+        let start = self.start() as usize;
+        let first = start + self.bump as usize;
+        // Blocks wholly below `end` join the free list.
+        let end = ((first | (PAGE_SIZE - 1)) + 1).min(start + self.limit as usize);
+        let mut carved_end = first + size;
+        if carved_end + size <= end {
+            self.free = carved_end as *mut Block;
+            while carved_end + 2 * size <= end {
+                // SAFETY: the block at `carved_end` lies inside the pool, unused.
+                unsafe { (*(carved_end as *mut Block)).next = (carved_end + size) as *mut Block };
+                carved_end += size;
+            }
+            // SAFETY: as above; the last block carved ends the list.
+            unsafe { (*(carved_end as *mut Block)).next = ptr::null_mut() };
+            carved_end += size;
+        }
+        self.bump = (carved_end - start) as u32;
         self.used += 1;
-        b
+        first as *mut Block
     }
 
     /// Returns a block to the local free list.
@@ -184,8 +230,9 @@ impl Pool {
     /// The pool leaves the used list: it is full until `relink_after()` blocks come back.
     pub fn mark_full(&mut self) {
         self.state = state::FULL;
-        let cap = self.capacity();
-        self.relink_at = cap.saturating_sub((cap / 8).clamp(1, MAX_RELINK)) as u16;
+        debug_assert!((self.class as usize) < CLASSES);
+        // SAFETY: a head's class is below CLASSES.
+        self.relink_at = unsafe { *RELINK_AT.get_unchecked(self.class as usize) };
     }
 
     /// The pool is back on the used list.
@@ -194,13 +241,28 @@ impl Pool {
         self.relink_at = 0;
     }
 
+    /// First byte of the pool's memory: entry `i` of an arena's table heads a pool that
+    /// starts at slot `i`.
+    #[inline(always)]
+    pub fn start(&self) -> *mut u8 {
+        let entry = self as *const Pool as usize;
+        let arena = entry & !ARENA_MASK;
+        (arena + ((entry - arena) << ENTRY_TO_SLOT_SHIFT)) as *mut u8
+    }
+
     /// True when `p` is the start of a block of this pool (not an interior pointer, not
     /// past the last block).  No division: see `size_class::Divisor`.  Reads only fields
     /// fixed while the pool exists, so any thread may ask.
     #[inline(always)]
     pub fn is_block_start(&self, p: usize) -> bool {
-        let offset = p.wrapping_sub(self.start as usize);
-        offset < self.limit as usize && divisor_of_class(self.class as usize).divides(offset as u32)
+        let offset = p.wrapping_sub(self.start() as usize);
+        offset <= u32::MAX as usize && self.is_block_offset(offset as u32)
+    }
+
+    /// `is_block_start` for an address `offset` bytes into the pool.
+    #[inline(always)]
+    pub fn is_block_offset(&self, offset: u32) -> bool {
+        offset < self.limit && self.divisor.divides(offset)
     }
 
     /// Checks the invariants that must hold of a head entry between operations.
@@ -212,7 +274,7 @@ impl Pool {
         let mut on_list = 0u32;
         let mut b = self.free;
         while !b.is_null() {
-            if !self.is_block_start(b as usize) || b as usize - self.start as usize >= self.bump as usize {
+            if !self.is_block_start(b as usize) || b as usize - self.start() as usize >= self.bump as usize {
                 return false;
             }
             on_list += 1;
@@ -231,47 +293,67 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ARENA_SIZE;
     use crate::os;
     use crate::size_class::{class_of, CLASSES};
 
-    fn fresh_pool(class: usize) -> (Pool, *mut u8, usize) {
+    /// A pool of `class` laid out as in an arena: header at entry 1 of a table at the
+    /// start of an arena-aligned mapping, memory from slot 1.  Returns the pool, its memory,
+    /// its length and the mapping (to unmap, `ARENA_SIZE` long).
+    fn fresh_pool(class: usize) -> (&'static mut Pool, *mut u8, usize, *mut u8) {
         let len = slots_of_class(class) * SLOT_SIZE;
-        let mem = os::map(len);
-        assert!(!mem.is_null());
-        // SAFETY: all-zero bytes are a valid (FREE) pool entry.
-        let mut p: Pool = unsafe { core::mem::zeroed() };
-        // SAFETY: `mem` is a private mapping of the right length.
+        let arena = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
+        assert!(!arena.is_null());
+        // SAFETY: entry 1 lies in the fresh mapping; all-zero bytes are a valid (FREE) entry.
+        let p = unsafe { &mut *arena.add(core::mem::size_of::<Pool>()).cast::<Pool>() };
+        // SAFETY: slot 1 onwards is unused memory of the mapping.
+        let mem = unsafe { arena.add(SLOT_SIZE) };
+        // SAFETY: the entry and its slots are ours alone.
         unsafe { p.init(class, mem, ptr::null_mut(), true) };
-        (p, mem, len)
+        assert_eq!(p.start(), mem);
+        (p, mem, len, arena)
+    }
+
+    /// A block as the heap takes one: from the free list, else freshly carved.
+    fn take(p: &mut Pool) -> *mut Block {
+        let b = p.pop_free();
+        if b.is_null() {
+            p.pop_fresh()
+        } else {
+            b
+        }
     }
 
     #[test]
     fn carving_hands_out_every_block_once_in_address_order() {
         for class in [0, class_of(100), class_of(512), class_of(3000), CLASSES - 1] {
-            let (mut p, mem, len) = fresh_pool(class);
+            let (p, mem, len, arena) = fresh_pool(class);
             let size = p.block_size as usize;
             let cap = p.capacity() as usize;
             assert!(cap >= 1 && cap * size <= len);
             for i in 0..cap {
-                assert!(p.pop_free().is_null());
-                let b = p.pop_fresh();
+                let b = take(p);
                 assert_eq!(b as usize, mem as usize + i * size);
                 assert!(p.is_valid());
+                // Carving stays within the OS page the block ends in.
+                let end = mem as usize + p.bump as usize;
+                assert!(end <= ((b as usize + size - 1) | (PAGE_SIZE - 1)) + 1, "class {class} block {i}");
             }
+            assert!(p.pop_free().is_null());
             assert!(p.pop_fresh().is_null());
             assert!(p.is_exhausted());
             assert_eq!(p.used as usize, cap);
             p.mark_full();
             assert!(p.relink_at as usize >= cap.saturating_sub(16) && (p.relink_at as usize) < cap);
             // SAFETY: the mapping was made above.
-            unsafe { os::unmap(mem, len) };
+            unsafe { os::unmap(arena, ARENA_SIZE) };
         }
     }
 
     #[test]
     fn free_list_is_lifo_and_counts_balance() {
-        let (mut p, mem, len) = fresh_pool(class_of(48));
-        let blocks: [*mut Block; 5] = core::array::from_fn(|_| p.pop_fresh());
+        let (p, _mem, _len, arena) = fresh_pool(class_of(48));
+        let blocks: [*mut Block; 5] = core::array::from_fn(|_| take(p));
         // SAFETY: every block was handed out by this pool.
         unsafe {
             p.push_free(blocks[1]);
@@ -281,20 +363,21 @@ mod tests {
         assert!(p.is_valid());
         assert_eq!(p.pop_free(), blocks[3]);
         assert_eq!(p.pop_free(), blocks[1]);
-        assert!(p.pop_free().is_null());
-        assert_eq!(p.used, 5);
+        // Then the blocks carved with the first, in address order.
+        assert_eq!(p.pop_free() as usize, blocks[4] as usize + 48);
+        assert_eq!(p.used, 6);
         assert!(p.is_valid());
         assert!(p.is_block_start(blocks[2] as usize));
         assert!(!p.is_block_start(blocks[2] as usize + 8));
         // SAFETY: the mapping was made above.
-        unsafe { os::unmap(mem, len) };
+        unsafe { os::unmap(arena, ARENA_SIZE) };
     }
 
     #[test]
     fn validity_check_catches_a_corrupted_link() {
-        let (mut p, mem, len) = fresh_pool(class_of(64));
-        let a = p.pop_fresh();
-        let _b = p.pop_fresh();
+        let (p, mem, _len, arena) = fresh_pool(class_of(64));
+        let a = take(p);
+        let _b = take(p);
         // SAFETY: `a` was handed out by this pool.
         unsafe { p.push_free(a) };
         assert!(p.is_valid());
@@ -302,6 +385,6 @@ mod tests {
         unsafe { (*a).next = (mem as usize + 8) as *mut Block };
         assert!(!p.is_valid());
         // SAFETY: the mapping was made above.
-        unsafe { os::unmap(mem, len) };
+        unsafe { os::unmap(arena, ARENA_SIZE) };
     }
 }

@@ -96,50 +96,29 @@ const fn build_slots() -> [u8; CLASSES] {
 }
 
 /// Divisibility by a class size without a division, for checking that a pointer is the
-/// start of a block: `size = odd << shift`, and an offset `x` is a multiple of `size` iff
-/// its low `shift` bits are zero and `(x >> shift) * inverse(odd) mod 2^32 ≤ u32::MAX / odd`
-/// (the multiplicative-inverse test; offsets inside a pool are below 2^32).
-#[derive(Clone, Copy)]
-pub struct Divisor {
-    shift: u32,
-    inverse: u32,
-    max_quotient: u32,
-}
+/// start of a block.  Lemire, Kaser and Kurz ("Faster remainder by direct computation",
+/// 2019): for a 32-bit `x` and `magic = ⌈2^64 / size⌉`, `x` is a multiple of `size` iff
+/// `x * magic mod 2^64 < magic`.  One multiply and one compare against a value the pool
+/// header carries, so the free path reads no table.  Offsets inside a pool are below 2^32.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Divisor(u64);
 
 impl Divisor {
-    const fn new(size: usize) -> Self {
-        let shift = size.trailing_zeros();
-        let odd = (size >> shift) as u32;
-        // Newton's iteration for the inverse of an odd number mod 2^32 (5 steps suffice).
-        let mut inv = odd;
-        let mut i = 0;
-        while i < 5 {
-            inv = inv.wrapping_mul(2u32.wrapping_sub(odd.wrapping_mul(inv)));
-            i += 1;
-        }
-        Divisor { shift, inverse: inv, max_quotient: u32::MAX / odd }
+    /// The test for multiples of `size` (`size ≥ 2`: for 1, the magic would be 2^64).
+    pub const fn new(size: usize) -> Self {
+        assert!(size >= 2 && size <= u32::MAX as usize);
+        Divisor(u64::MAX / size as u64 + 1)
     }
+
+    /// A test no offset passes (for pools that do not exist).
+    pub const NONE: Divisor = Divisor(0);
 
     /// True when `offset` is a multiple of the size.
     #[inline(always)]
-    pub fn divides(&self, offset: u32) -> bool {
-        offset & ((1u32 << self.shift) - 1) == 0
-            && (offset >> self.shift).wrapping_mul(self.inverse) <= self.max_quotient
+    pub fn divides(self, offset: u32) -> bool {
+        (offset as u64).wrapping_mul(self.0) < self.0
     }
 }
-
-const fn build_divisors() -> [Divisor; CLASSES] {
-    let mut t = [Divisor { shift: 0, inverse: 0, max_quotient: 0 }; CLASSES];
-    let mut c = 0;
-    while c < CLASSES {
-        t[c] = Divisor::new(class_size_of(c));
-        c += 1;
-    }
-    t
-}
-
-/// Per class, the divisibility test for its block size.
-pub static CLASS_DIVISOR: [Divisor; CLASSES] = build_divisors();
 
 /// The class serving a request of `size` bytes, for `size ≤ MEDIUM_MAX`.
 #[inline(always)]
@@ -180,14 +159,6 @@ pub fn slots_of_class(class: usize) -> usize {
     debug_assert!(class < CLASSES);
     // SAFETY: class < CLASSES (see above).
     unsafe { *CLASS_SLOTS.get_unchecked(class) as usize }
-}
-
-/// The divisibility test for `class`'s block size.
-#[inline(always)]
-pub fn divisor_of_class(class: usize) -> &'static Divisor {
-    debug_assert!(class < CLASSES);
-    // SAFETY: class < CLASSES (see above).
-    unsafe { CLASS_DIVISOR.get_unchecked(class) }
 }
 
 /// The smallest class of at least `size` bytes whose blocks are all `align`-aligned, or
@@ -271,13 +242,22 @@ mod tests {
     fn divisibility_test_matches_the_remainder() {
         for c in 0..CLASSES {
             let size = size_of_class(c) as u32;
-            let d = &CLASS_DIVISOR[c];
+            let d = Divisor::new(size as usize);
             let pool = CLASS_SLOTS[c] as u32 * SLOT_SIZE as u32;
             let mut x = 0;
             while x < pool {
                 assert_eq!(d.divides(x), x % size == 0, "class {c} offset {x}");
                 x += if size > 4096 { 16 } else { 1 };
             }
+            // Pointers can be off by any amount: check each side of every block boundary.
+            let mut k = size;
+            while k < pool {
+                for x in [k - 1, k, k + 1, k + 8] {
+                    assert_eq!(d.divides(x), x % size == 0, "class {c} offset {x}");
+                }
+                k += size;
+            }
+            assert!(!Divisor::NONE.divides(0) && !Divisor::NONE.divides(size));
         }
     }
 
