@@ -25,9 +25,9 @@ pub const MAX_REQUEST: usize = isize::MAX as usize;
 /// Allocates a block of `class` from the calling thread's heap (zero-filled if `zeroed`).
 #[inline(always)]
 fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
-    let heap = thread::heap();
+    let heap = thread::current_heap();
     if heap.is_null() {
-        return alloc_class_transient(class, zeroed);
+        return alloc_class_attach(class, zeroed);
     }
     // SAFETY: a thread's heap is used only by that thread.
     let heap = unsafe { &mut *heap };
@@ -38,11 +38,23 @@ fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
     }
 }
 
-/// The calling thread has no heap (it is exiting, or attaching one ran out of memory).
+/// The calling thread has no heap yet: attach one, or borrow one for this call when the
+/// thread is exiting (or attaching ran out of memory).
 #[cold]
-fn alloc_class_transient(class: usize, zeroed: bool) -> *mut u8 {
-    thread::with_transient_heap(|heap| if zeroed { heap.alloc_zeroed(class) } else { heap.alloc(class) })
-        .unwrap_or(ptr::null_mut())
+#[inline(never)]
+fn alloc_class_attach(class: usize, zeroed: bool) -> *mut u8 {
+    let heap = thread::heap();
+    if heap.is_null() {
+        return thread::with_transient_heap(|heap| if zeroed { heap.alloc_zeroed(class) } else { heap.alloc(class) })
+            .unwrap_or(ptr::null_mut());
+    }
+    // SAFETY: a thread's heap is used only by that thread.
+    let heap = unsafe { &mut *heap };
+    if zeroed {
+        heap.alloc_zeroed(class)
+    } else {
+        heap.alloc(class)
+    }
 }
 
 /// Allocates `size` bytes, 16-byte aligned.  Null when out of memory.

@@ -1,8 +1,9 @@
 //! Which heap a thread uses: the thread-local heap pointer, the heap registry, thread exit,
 //! `fork()`, and the one-time process initialisation.
 //!
-//! * The heap pointer is a `const`-initialised thread local of a type without `Drop`, so
-//!   reaching it never allocates and registers no destructor with the C runtime.
+//! * The heap pointer is the thread's word (`os::thread_word`, initial-exec TLS on x86-64,
+//!   a `const` thread local of a `Drop`-free type elsewhere), so reaching it takes two
+//!   loads, never allocates, and registers no destructor with the C runtime.
 //! * A thread gets its heap on its first allocation (`attach`): it adopts a heap some exited
 //!   thread abandoned, pools and all, or carves a new one from registry memory (mmap'd
 //!   directly, never from malloc).  Heaps are never unmapped, so a block freed into a dead
@@ -24,68 +25,35 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::heap::Heap;
 use crate::{arena, os};
 
 std::thread_local! {
-    /// This thread's heap, or null before its first allocation and after it exits.
-    static THREAD_HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
     /// Set once the thread-exit destructor ran: later allocations (from other libraries'
     /// destructors) borrow a heap per call instead of attaching one that nobody would
     /// abandon again.
     static EXITING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A direct-mapped cache from thread id (the thread pointer) to heap, the fast way to the
-/// calling thread's heap.  Rust's thread locals in a shared object go through
-/// `__tls_get_addr`, a function call that cost a fifth of a malloc/free pair; this is a
-/// multiply and two loads.
-///
-/// A slot holds some thread's heap or null.  It is valid for the caller iff the heap's
-/// `thread_id` equals the caller's id: only the thread owning a heap writes its own id
-/// there, and it writes 0 before the heap can change hands (exit, fork child), so a stale
-/// or overwritten slot (two threads hashing alike) fails the check and the caller takes
-/// the thread-local path, which refills the slot.  Heaps are never unmapped, so reading a
-/// stale slot's heap is always safe.  Loads and stores only: no atomic read-modify-write.
-static HEAP_CACHE: [AtomicPtr<Heap>; HEAP_CACHE_SLOTS] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; HEAP_CACHE_SLOTS];
-const HEAP_CACHE_SLOTS: usize = 64;
-
-#[inline(always)]
-fn cache_slot(thread_id: usize) -> &'static AtomicPtr<Heap> {
-    // Fibonacci hashing: thread pointers are megabytes apart, so use the high bits.
-    let index = thread_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - HEAP_CACHE_SLOTS.trailing_zeros());
-    // SAFETY-free: the shift leaves an index below HEAP_CACHE_SLOTS, which the compiler sees.
-    &HEAP_CACHE[index & (HEAP_CACHE_SLOTS - 1)]
-}
-
 /// The calling thread's heap, attaching one on first use.  Null when out of memory or when
-/// the thread is exiting; callers then use `with_transient_heap`.
+/// the thread is exiting; callers then use `with_transient_heap`.  The heap pointer lives
+/// in the thread's word (`os::thread_word`): null before the first allocation and after
+/// the thread-exit destructor.
 #[inline(always)]
 pub fn heap() -> *mut Heap {
-    let id = os::thread_id();
-    let h = cache_slot(id).load(Ordering::Relaxed);
-    // SAFETY: a non-null slot holds a heap, and heaps are never unmapped.
-    if !h.is_null() && unsafe { (*h).thread_id.load(Ordering::Relaxed) } == id {
+    let h = current_heap();
+    if !h.is_null() {
         return h;
     }
-    heap_uncached(id)
+    attach()
 }
 
-#[cold]
-#[inline(never)]
-fn heap_uncached(id: usize) -> *mut Heap {
-    let mut h = THREAD_HEAP.get();
-    if h.is_null() {
-        h = attach();
-        if h.is_null() {
-            return h;
-        }
-    }
-    cache_slot(id).store(h, Ordering::Relaxed);
-    h
+/// The calling thread's heap if it has one attached, else null.
+#[inline(always)]
+pub fn current_heap() -> *mut Heap {
+    os::thread_word() as *mut Heap
 }
 
 #[cold]
@@ -98,7 +66,7 @@ fn attach() -> *mut Heap {
     if h.is_null() {
         return h;
     }
-    THREAD_HEAP.set(h);
+    os::set_thread_word(h as usize);
     // SAFETY: the key was created by `ensure_init`; the value is only read back by us.
     unsafe { libc::pthread_setspecific(key(), h.cast()) };
     h
@@ -135,7 +103,7 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
         return;
     }
     EXITING.set(true);
-    THREAD_HEAP.set(ptr::null_mut());
+    os::set_thread_word(0);
     // SAFETY: `h` was this thread's heap; no other thread uses it.
     unsafe { (*h).prepare_to_abandon() };
     abandon(h);
@@ -200,7 +168,7 @@ extern "C" fn after_fork_child() {
     // The parent's other threads do not exist here, but a new thread may get one of their
     // thread ids (glibc reuses their descriptors).  Their heaps may have been mid-update at
     // the fork: make every free into them remote, never local.
-    let mine = THREAD_HEAP.get();
+    let mine = os::thread_word() as *mut Heap;
     let reg = REGISTRY.lock();
     let mut h = reg.all;
     while !h.is_null() {
