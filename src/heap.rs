@@ -6,8 +6,8 @@
 //!
 //! ```text
 //!  alloc(class):  pool = usedpools[class]            free(b) by the owner:
-//!                 b = pool.free; if b == null → slow    b.next = pool.free; pool.free = b
-//!                 pool.free = b.next; used += 1         used -= 1
+//!                 b = pool.free; if b == null → slow    b.link = pool.free; pool.free = b
+//!                 pool.free = b.link; used += 1         used -= 1
 //!                 return b                              if used == 0 or pool was full → slow
 //! ```
 //!
@@ -70,7 +70,7 @@ static EMPTY_POOL: EmptyPool = EmptyPool(core::cell::UnsafeCell::new(Pool {
     next: ptr::null_mut(),
     prev: ptr::null_mut(),
     owner: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
-    divisor: crate::size_class::Divisor::NONE,
+    start: ptr::null_mut(),
     class: 0,
     slots: 0,
     kind: crate::pool::kind::FREE,
@@ -208,13 +208,8 @@ impl Heap {
     pub unsafe fn free_local(&mut self, pool: *mut Pool, b: *mut Block) {
         // SAFETY: the caller guarantees ownership and that `b` is a block of `pool`.
         let pool = unsafe { &mut *pool };
-        // The cheap double-free checks: the block is the last one freed, or the pool has
-        // nothing handed out.  (A block deeper in the free list is not caught here.)
-        if b == pool.free || pool.used == 0 {
-            crate::diag::misuse("free", b.cast(), "double free: the block is already free");
-        }
-        // SAFETY: as above.
-        unsafe { pool.push_free(b) };
+        // SAFETY: as above.  `push_free` aborts on a double free.
+        unsafe { pool.push_free(b, "free") };
         if pool.used == pool.relink_at {
             self.free_generic(pool);
         }

@@ -149,6 +149,29 @@ pub unsafe fn remap_to(p: *mut u8, old_len: usize, new_len: usize, dst: *mut u8)
     r != libc::MAP_FAILED
 }
 
+/// A random word for secrets (the free-list link key): from `getrandom(2)`, falling back
+/// on the 16 random bytes the kernel gives every process (`AT_RANDOM`, of which glibc
+/// uses the first 16 for its stack and pointer guards, so they are mixed, not copied).
+pub fn random_word() -> usize {
+    let mut word: usize = 0;
+    // SAFETY: getrandom writes at most the buffer's length; GRND_NONBLOCK never waits.
+    let n = unsafe { libc::getrandom((&mut word as *mut usize).cast(), core::mem::size_of::<usize>(), libc::GRND_NONBLOCK) };
+    if n == core::mem::size_of::<usize>() as isize && word != 0 {
+        return word;
+    }
+    // SAFETY: getauxval has no preconditions; AT_RANDOM, when present, points to 16 bytes.
+    let at_random = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const u64;
+    let mut mix = (&word as *const usize as u64) ^ 0x9E37_79B9_7F4A_7C15;
+    if !at_random.is_null() {
+        // SAFETY: see above.
+        mix ^= unsafe { at_random.read_unaligned() ^ at_random.add(1).read_unaligned().rotate_left(32) };
+    }
+    // One round of splitmix64's finaliser, so the word does not reveal its sources.
+    mix = (mix ^ (mix >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    mix = (mix ^ (mix >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (mix ^ (mix >> 31)) as usize
+}
+
 /// The kernel's page size (asked once, then remembered).
 pub fn page_size() -> usize {
     static CACHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);

@@ -29,17 +29,90 @@
 //! freed by another thread stays counted until the owner collects it (see `remote.rs`).
 
 use core::ptr;
-use core::sync::atomic::AtomicPtr;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::config::SLOT_SIZE;
 use crate::heap::Heap;
 use crate::config::{ARENA_MASK, PAGE_SIZE, SLOT_SHIFT};
-use crate::size_class::{size_of_class, slots_of_class, Divisor, CLASSES, CLASS_SIZE, CLASS_SLOTS};
+use crate::size_class::{divisor_of_class, size_of_class, slots_of_class, CLASSES, CLASS_SIZE, CLASS_SLOTS};
 
 /// A free block: its first word links to the next free block of the same pool.
+///
+/// On a pool's free list the link is *encoded* (see `Link`); on a heap's remote stack
+/// (`remote.rs`) it is a plain pointer.  A block handed out has a first word of 0 until its
+/// user writes there, so an encoded link in a block being freed means it is free already.
 #[repr(C)]
 pub struct Block {
     pub next: *mut Block,
+}
+
+/// Free-list links protected against use-after-free writes and double frees, as glibc's
+/// safe-linking and mimalloc's secure mode do: a link is stored as `next ^ key ^ at`,
+/// where `at` is the block holding it and `key` a per-process secret.  Every decoded link is checked to be null or a block the pool has carved before
+/// it is followed, so a stray write into a freed block is caught (with near certainty,
+/// since the writer does not know the key) instead of making the allocator hand out memory
+/// outside the pool.  And a block whose first word decodes to such a link is on a free list
+/// already: freeing it again is a double free.
+pub struct Link;
+
+/// The key always has its top bit set, so a cleared first word (0) decodes to `at ^ key`,
+/// never an address in a pool: "first word decodes to a link" cannot be true of a block
+/// just handed out.  (Before `set_key`, as in unit tests, a fixed key stands in.)
+static LINK_KEY: AtomicUsize = AtomicUsize::new(KEY_TOP_BIT | 0x5bd1_e995_1234_5678);
+const KEY_TOP_BIT: usize = 1 << (usize::BITS - 1);
+
+impl Link {
+    /// Sets the secret; called once, before the first pool exists.
+    pub fn set_key(key: usize) {
+        LINK_KEY.store(key | KEY_TOP_BIT, Ordering::Relaxed);
+    }
+
+    #[inline(always)]
+    fn key() -> usize {
+        LINK_KEY.load(Ordering::Relaxed)
+    }
+
+    /// The word block `at` stores to link to `next`.
+    #[inline(always)]
+    pub fn encode(next: *mut Block, at: *mut Block) -> usize {
+        Self::encode_with(Self::key(), next, at)
+    }
+
+    /// The block a link stored in `at` points to.
+    #[inline(always)]
+    pub fn decode(word: usize, at: *mut Block) -> *mut Block {
+        Self::decode_with(Self::key(), word, at)
+    }
+
+    #[inline(always)]
+    fn encode_with(key: usize, next: *mut Block, at: *mut Block) -> usize {
+        next as usize ^ key ^ at as usize
+    }
+
+    #[inline(always)]
+    fn decode_with(key: usize, word: usize, at: *mut Block) -> *mut Block {
+        (word ^ at as usize ^ key) as *mut Block
+    }
+
+    /// Reads the link stored in `at`.
+    ///
+    /// # Safety
+    /// `at` must be a block of a pool (its first word readable).
+    #[inline(always)]
+    unsafe fn read(at: *mut Block) -> *mut Block {
+        // SAFETY: the caller's guarantee.
+        Self::decode(unsafe { at.cast::<usize>().read() }, at)
+    }
+
+    /// Makes `at` link to `next`.
+    ///
+    /// # Safety
+    /// `at` must be a free block of a pool (its first word writable).
+    #[inline(always)]
+    unsafe fn write(at: *mut Block, next: *mut Block) {
+        // SAFETY: the caller's guarantee.
+        unsafe { at.cast::<usize>().write(Self::encode(next, at)) };
+    }
 }
 
 /// What a pool-table entry describes.
@@ -81,9 +154,10 @@ pub struct Pool {
     /// The heap that owns the pool; only that heap's thread touches `free`, `used`, `bump`.
     /// Written only while no block of the pool is live, read by any thread freeing a block.
     pub owner: AtomicPtr<Heap>,
-    /// Tells block starts from other offsets (`is_block_start`).  The pool's first byte is
-    /// not stored: it follows from where this entry sits in its arena's table (`start`).
-    pub divisor: Divisor,
+    /// First byte of the pool's memory.  (It also follows from where this entry sits in its
+    /// arena's table, but the allocation fast path checks free-list links against it, and
+    /// a load is cheaper than the arithmetic.)
+    pub start: *mut u8,
     /// Size class index.
     pub class: u8,
     /// Slots the pool spans.
@@ -138,7 +212,7 @@ impl Pool {
     /// The entry and the `slots` entries after it must have just been claimed from the
     /// arena by the caller, and `start` must be the first byte of those slots.
     pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: *mut Heap, zeroed: bool) {
-        debug_assert_eq!(start, self.start());
+        debug_assert_eq!(start as usize, self.start_from_table_position());
         let size = size_of_class(class);
         let slots = slots_of_class(class);
         let capacity = slots * SLOT_SIZE / size;
@@ -151,7 +225,7 @@ impl Pool {
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.owner = AtomicPtr::new(owner);
-        self.divisor = Divisor::new(size);
+        self.start = start;
         self.class = class as u8;
         self.slots = slots as u8;
         self.kind = kind::HEAD;
@@ -160,16 +234,33 @@ impl Pool {
         self.zeroed = zeroed;
     }
 
-    /// Pops a block off the free list, or null.  The allocation fast path.
+    /// Pops a block off the free list, or null.  The allocation fast path.  Aborts when
+    /// the block's link was overwritten (a use-after-free write): see `Link`.
     #[inline(always)]
     pub fn pop_free(&mut self) -> *mut Block {
         let b = self.free;
         if !b.is_null() {
-            // SAFETY: blocks on the free list are ours and hold a valid link.
-            self.free = unsafe { (*b).next };
+            // SAFETY: blocks on the free list are ours; the link is checked before use.
+            let next = unsafe { Link::read(b) };
+            if !self.may_link_to(next, self.start() as usize) {
+                crate::diag::misuse("malloc", b.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
+            }
+            self.free = next;
+            // SAFETY: `b` is now handed out; clearing its link word makes "first word decodes
+            // to a link" mean "already free" (see `Block`).
+            unsafe { b.cast::<usize>().write(0) };
             self.used += 1;
         }
         b
+    }
+
+    /// True when `next` is null or a block this pool has carved: what a free-list link of
+    /// this pool may point to.  `start` is `self.start()`, passed in because callers have
+    /// it at hand.
+    #[inline(always)]
+    fn may_link_to(&self, next: *mut Block, start: usize) -> bool {
+        // The range test first: it is what passes on the fast paths, in one compare.
+        (next as usize).wrapping_sub(start) < self.bump as usize || next.is_null()
     }
 
     /// Hands out the next never-used block, or null when the pool is carved out.  Call
@@ -192,26 +283,40 @@ impl Pool {
             self.free = carved_end as *mut Block;
             while carved_end + 2 * size <= end {
                 // SAFETY: the block at `carved_end` lies inside the pool, unused.
-                unsafe { (*(carved_end as *mut Block)).next = (carved_end + size) as *mut Block };
+                unsafe { Link::write(carved_end as *mut Block, (carved_end + size) as *mut Block) };
                 carved_end += size;
             }
             // SAFETY: as above; the last block carved ends the list.
-            unsafe { (*(carved_end as *mut Block)).next = ptr::null_mut() };
+            unsafe { Link::write(carved_end as *mut Block, ptr::null_mut()) };
             carved_end += size;
         }
         self.bump = (carved_end - start) as u32;
         self.used += 1;
+        // SAFETY: the first block is inside the pool; a recycled pool's memory may hold an
+        // old link there, which would make freeing the block look like a double free.
+        unsafe { (first as *mut usize).write(0) };
         first as *mut Block
     }
 
-    /// Returns a block to the local free list.
+    /// Returns a block to the local free list.  Aborts, naming `func`, when the block is
+    /// free already (double free) or was never handed out.
     ///
     /// # Safety
-    /// `b` must be a block of this pool that is currently handed out.
+    /// `b` must be the start of a block of this pool (`is_block_start`).
     #[inline(always)]
-    pub unsafe fn push_free(&mut self, b: *mut Block) {
+    pub unsafe fn push_free(&mut self, b: *mut Block, func: &str) {
+        let start = self.start() as usize;
+        let key = Link::key();
+        // SAFETY: `b` is a block of this pool, readable.
+        let word = unsafe { b.cast::<usize>().read() };
+        if self.may_link_to(Link::decode_with(key, word, b), start) {
+            crate::diag::misuse(func, b.cast(), "double free: the block is already free");
+        }
+        if b as usize - start >= self.bump as usize {
+            crate::diag::misuse(func, b.cast(), "pointer to a block that was never allocated");
+        }
         // SAFETY: the block is ours and no longer in use: its first word is free to link.
-        unsafe { (*b).next = self.free };
+        unsafe { b.cast::<usize>().write(Link::encode_with(key, self.free, b)) };
         self.free = b;
         self.used -= 1;
     }
@@ -241,13 +346,18 @@ impl Pool {
         self.relink_at = 0;
     }
 
-    /// First byte of the pool's memory: entry `i` of an arena's table heads a pool that
-    /// starts at slot `i`.
+    /// First byte of the pool's memory.
     #[inline(always)]
     pub fn start(&self) -> *mut u8 {
+        self.start
+    }
+
+    /// Where the pool must start, given where its header is: entry `i` of an arena's table
+    /// heads a pool that starts at slot `i`.
+    fn start_from_table_position(&self) -> usize {
         let entry = self as *const Pool as usize;
         let arena = entry & !ARENA_MASK;
-        (arena + ((entry - arena) << ENTRY_TO_SLOT_SHIFT)) as *mut u8
+        arena + ((entry - arena) << ENTRY_TO_SLOT_SHIFT)
     }
 
     /// True when `p` is the start of a block of this pool (not an interior pointer, not
@@ -262,7 +372,7 @@ impl Pool {
     /// `is_block_start` for an address `offset` bytes into the pool.
     #[inline(always)]
     pub fn is_block_offset(&self, offset: u32) -> bool {
-        offset < self.limit && self.divisor.divides(offset)
+        offset < self.limit && divisor_of_class(self.class as usize).divides(offset)
     }
 
     /// Checks the invariants that must hold of a head entry between operations.
@@ -282,7 +392,7 @@ impl Pool {
                 return false; // a cycle
             }
             // SAFETY: b was checked to be a block of this pool.
-            b = unsafe { (*b).next };
+            b = unsafe { Link::read(b) };
         }
         let carved = self.bump / self.block_size;
         let used = self.used as u32;
@@ -356,8 +466,8 @@ mod tests {
         let blocks: [*mut Block; 5] = core::array::from_fn(|_| take(p));
         // SAFETY: every block was handed out by this pool.
         unsafe {
-            p.push_free(blocks[1]);
-            p.push_free(blocks[3]);
+            p.push_free(blocks[1], "test");
+            p.push_free(blocks[3], "test");
         }
         assert_eq!(p.used, 3);
         assert!(p.is_valid());
@@ -379,7 +489,7 @@ mod tests {
         let a = take(p);
         let _b = take(p);
         // SAFETY: `a` was handed out by this pool.
-        unsafe { p.push_free(a) };
+        unsafe { p.push_free(a, "test") };
         assert!(p.is_valid());
         // SAFETY: `a` is a free block of the pool; we overwrite its link on purpose.
         unsafe { (*a).next = (mem as usize + 8) as *mut Block };

@@ -120,6 +120,25 @@ impl Divisor {
     }
 }
 
+/// Per class, the divisibility test for its block size.
+pub static CLASS_DIVISOR: [Divisor; CLASSES] = {
+    let mut t = [Divisor::NONE; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        t[c] = Divisor::new(class_size_of(c));
+        c += 1;
+    }
+    t
+};
+
+/// The divisibility test for `class`'s block size.
+#[inline(always)]
+pub fn divisor_of_class(class: usize) -> Divisor {
+    debug_assert!(class < CLASSES);
+    // SAFETY: class < CLASSES (see above).
+    unsafe { *CLASS_DIVISOR.get_unchecked(class) }
+}
+
 /// The class serving a request of `size` bytes, for `size ≤ MEDIUM_MAX`.
 #[inline(always)]
 pub fn class_of(size: usize) -> usize {
@@ -242,7 +261,8 @@ mod tests {
     fn divisibility_test_matches_the_remainder() {
         for c in 0..CLASSES {
             let size = size_of_class(c) as u32;
-            let d = Divisor::new(size as usize);
+            let d = divisor_of_class(c);
+            assert_eq!(d, Divisor::new(size as usize));
             let pool = CLASS_SLOTS[c] as u32 * SLOT_SIZE as u32;
             let mut x = 0;
             while x < pool {

@@ -123,6 +123,8 @@ pub fn ensure_init() {
         .compare_exchange(INIT_NONE, INIT_RUNNING, Ordering::Acquire, Ordering::Acquire)
         .is_ok()
     {
+        // The free-list secret is fixed before any pool can exist.
+        crate::pool::Link::set_key(os::random_word());
         let mut k: libc::pthread_key_t = 0;
         // SAFETY: plain key creation; glibc keeps the first keys in static storage, so
         // creating ours this early means setting it never needs calloc.
