@@ -11,9 +11,7 @@ use core::ptr;
 use crate::arena;
 use crate::config::{MEDIUM_MAX, MIN_ALIGN};
 use crate::diag;
-use crate::heap::Heap;
 use crate::large;
-use crate::os;
 use crate::ownership::{self, Region};
 use crate::pool::{Block, Pool};
 use crate::size_class::{aligned_class_of, class_of};
@@ -155,16 +153,16 @@ pub fn free(p: *mut u8) {
 fn free_in_pool(pool: *mut Pool, p: *mut u8) {
     // SAFETY: `pool` is a live pool head (checked by `pool_of`); its owner is set while any
     // of its blocks is live, and heaps are never unmapped.
-    let owner: &Heap = unsafe { &*(*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
-    if owner.thread_id.load(core::sync::atomic::Ordering::Relaxed) == os::thread_id() {
-        // The caller's thread owns the heap (ids are unique among live threads).
-        let owner = owner as *const Heap as *mut Heap;
+    let owner = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
+    if owner == thread::current_heap() {
+        // The pool belongs to the calling thread's heap (a thread without a heap, such as
+        // one past its exit destructor, has null here and frees remotely).
         // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.
         unsafe { (*owner).free_local(pool, p.cast::<Block>()) };
     } else {
         // SAFETY: the remote stack takes other threads' frees; `p` is a live block of a
         // pool of `owner`.
-        unsafe { owner.remote.push(p.cast::<Block>()) };
+        unsafe { (*owner).remote.push(p.cast::<Block>()) };
     }
 }
 

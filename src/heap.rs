@@ -34,11 +34,6 @@ use crate::size_class::{slots_of_class, CLASSES};
 /// A thread's heap.  Lives in memory from `thread.rs`'s registry and is never unmapped.
 #[repr(C)]
 pub struct Heap {
-    /// `os::thread_id()` of the thread using this heap, 0 while abandoned.  The free path
-    /// compares it with the caller's id to tell a local free from a remote one without
-    /// reaching for thread-local storage.  Written only by the owning thread (at attach and
-    /// at exit); other threads may read a stale value, never one equal to their own id.
-    pub thread_id: core::sync::atomic::AtomicUsize,
     /// Per class, the first pool with a block to give, or `EMPTY_POOL`.  Pools of a class
     /// are doubly linked through `Pool::next`/`prev`; a pool is on its list iff it is in
     /// state *used*.
@@ -122,7 +117,6 @@ impl Heap {
                 (*this).kept_empty[c] = ptr::null_mut();
             }
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
-            ptr::addr_of_mut!((*this).thread_id).write(core::sync::atomic::AtomicUsize::new(0));
             (*this).next_all = ptr::null_mut();
             (*this).next_abandoned = ptr::null_mut();
         }

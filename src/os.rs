@@ -262,31 +262,6 @@ std::thread_local! {
     static THREAD_WORD: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
 }
 
-/// An identifier of the calling thread, unique among live threads, read in one instruction:
-/// the thread pointer (glibc's thread descriptor address, as `pthread_self()` returns).
-#[inline(always)]
-pub fn thread_id() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let tp: usize;
-        // SAFETY: on x86-64 Linux %fs:0 holds the thread control block's own address.
-        unsafe { core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags)) };
-        tp
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let tp: usize;
-        // SAFETY: reading the thread pointer register has no side effects.
-        unsafe { core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nostack, nomem, preserves_flags)) };
-        tp
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        // SAFETY: pthread_self has no preconditions.
-        unsafe { libc::pthread_self() as usize }
-    }
-}
-
 /// Sets the calling thread's `errno`.
 pub fn set_errno(code: i32) {
     // SAFETY: __errno_location always returns this thread's errno slot.
@@ -322,14 +297,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thread_ids_are_stable_within_and_distinct_across_threads() {
-        let me = thread_id();
-        assert_ne!(me, 0);
-        assert_eq!(me, thread_id());
-        // SAFETY: pthread_self has no preconditions.
-        assert_eq!(me, unsafe { libc::pthread_self() } as usize);
-        let other = std::thread::spawn(thread_id).join().unwrap();
-        assert_ne!(other, me);
+    fn thread_words_start_at_zero_and_are_private_to_each_thread() {
+        assert_eq!(thread_word(), thread_word());
+        let mine = thread_word();
+        let other = std::thread::spawn(|| {
+            let fresh = thread_word();
+            set_thread_word(0x1234);
+            (fresh, thread_word())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(other, (0, 0x1234));
+        assert_eq!(thread_word(), mine, "another thread's write is not seen here");
     }
 
     #[test]

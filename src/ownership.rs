@@ -92,7 +92,13 @@ fn entry_of(addr: usize) -> usize {
 #[inline(always)]
 pub fn arena_of(addr: usize) -> Option<usize> {
     let chunk = addr >> ARENA_SHIFT;
-    let word = ARENA_BITS.get(chunk / 64)?;
+    // Compare the word index, not the address, with the bound: a smaller constant.
+    let index = chunk / 64;
+    if index >= ARENA_BITS.len() {
+        return None;
+    }
+    // SAFETY-free: checked just above.
+    let word = &ARENA_BITS[index];
     if word.load(Ordering::Acquire) & (1 << (chunk % 64)) != 0 {
         return Some(addr & !(ARENA_SIZE - 1));
     }

@@ -167,21 +167,9 @@ extern "C" fn after_fork_child() {
         arena::unlock_after_fork();
         REGISTRY.force_unlock();
     }
-    // The parent's other threads do not exist here, but a new thread may get one of their
-    // thread ids (glibc reuses their descriptors).  Their heaps may have been mid-update at
-    // the fork: make every free into them remote, never local.
-    let mine = os::thread_word() as *mut Heap;
-    let reg = REGISTRY.lock();
-    let mut h = reg.all;
-    while !h.is_null() {
-        // SAFETY: registry heaps are live; the lock is held.
-        unsafe {
-            if h != mine {
-                (*h).thread_id.store(0, Ordering::Relaxed);
-            }
-            h = (*h).next_all;
-        }
-    }
+    // The heaps of the parent's other threads stay attached to threads that do not exist
+    // here: no thread's word points to them, so every free into their pools is remote, and
+    // they are not on the abandoned list, so no new thread adopts one that was mid-update.
 }
 
 /// All heaps ever made, and those waiting for a new thread.
@@ -252,16 +240,10 @@ impl Registry {
 const HEAP_CHUNK: usize = 64 * 1024;
 const HEAP_STRIDE: usize = (core::mem::size_of::<Heap>() + 63) & !63;
 
-/// Gives the calling thread a heap of its own (adopted or new), marked with its thread id so
-/// that frees into its pools from this thread are local.  Null when out of memory.
+/// Gives the calling thread a heap of its own (adopted or new).  Null when out of memory.
 fn take_heap() -> *mut Heap {
     ensure_init();
-    let h = adopt_or_create();
-    if !h.is_null() {
-        // SAFETY: `h` is ours now; no other thread takes it until we abandon it.
-        unsafe { (*h).thread_id.store(os::thread_id(), Ordering::Relaxed) };
-    }
-    h
+    adopt_or_create()
 }
 
 fn adopt_or_create() -> *mut Heap {
@@ -310,12 +292,10 @@ fn carve(reg: &mut Registry) -> *mut Heap {
     h
 }
 
-/// Puts a heap the calling thread no longer uses on the abandoned list.  Its thread id goes
-/// first: from then on every free into its pools is remote, even from a later thread that
-/// reuses this thread's descriptor (and so its id).
+/// Puts a heap the calling thread no longer uses on the abandoned list.  The caller has
+/// cleared its thread word first (or never set it, for a transient heap), so from then on
+/// every free into the heap's pools is remote.
 fn abandon(h: *mut Heap) {
-    // SAFETY: `h` is ours until it is on the list.
-    unsafe { (*h).thread_id.store(0, Ordering::Relaxed) };
     let mut reg = REGISTRY.lock();
     reg.push_abandoned(h, false);
     reg.attached -= 1;
@@ -339,8 +319,8 @@ pub fn tidy_abandoned_heap() {
     if h.is_null() {
         return;
     }
-    // SAFETY: off the list, `h` is ours alone (its thread_id is 0, so even our own frees
-    // into its pools go through its remote stack).
+    // SAFETY: off the list, `h` is ours alone (it is not our thread word's heap, so even
+    // our own frees into its pools go through its remote stack).
     unsafe { (*h).prepare_to_abandon() };
     REGISTRY.lock().push_abandoned(h, true);
 }
