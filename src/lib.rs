@@ -35,18 +35,20 @@
 //! * **large block** — a request above 1 MiB (or over-aligned), in a mapping of its own.
 //!
 //! ## What happens on malloc / free
-//! `malloc(n)` finds the class of `n` and the thread's heap (a cache keyed by the thread
-//! pointer, see `thread.rs`), then pops a block off the free list of the first pool in the
-//! heap's `usedpools[class]`: no lock, no atomic operation, no call.  When that list is
+//! `malloc(n)` finds the class of `n` and the thread's heap (an initial-exec thread-local
+//! word, see `os::thread_word`), then pops a block off the free list of the first pool in
+//! the heap's `usedpools[class]`: no lock, no atomic operation, no call.  Free-list links
+//! are encoded with a per-process secret and checked before they are followed
+//! (`pool::Link`), so a write into a freed block is caught, not obeyed.  When that list is
 //! empty, the slow path collects blocks freed by other threads, carves a never-used block,
 //! or claims a fresh pool from the arenas (taking the arena-list spinlock once per pool,
 //! not per block).
 //!
 //! `free(p)` looks `p` up in the ownership map (never trusting a pointer it did not hand
 //! out), finds the pool header through the arena's pool table, checks `p` starts a block,
-//! and pushes the block on the pool's free list when the pool's owner heap belongs to the
-//! calling thread (its id is the thread pointer), or on the owner heap's remote stack
-//! otherwise.  An empty pool goes back to its arena (each heap keeps one per class); an
+//! and pushes the block on the pool's free list when the pool's owner heap is the calling
+//! thread's, or on the owner heap's remote stack otherwise.  A block whose first word
+//! already decodes to a free-list link is free already: a double free, reported.  An empty pool goes back to its arena (each heap keeps one per class); an
 //! empty arena goes back to the OS (a few are kept, see `config::SPARE_ARENAS`).  Large
 //! blocks are mappings of their own, recycled through a small cache (`large.rs`).
 //!
