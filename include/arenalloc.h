@@ -16,6 +16,51 @@
 
 #include <stddef.h>
 
+/*
+ Heap statistics, as `arenalloc_stats()` fills them in.  A snapshot: exact when no
+ other thread allocates or frees meanwhile.
+ */
+struct arenalloc_stats {
+  /*
+   Bytes in blocks handed out: pool blocks at their size class, large blocks at their
+   mapping (headers included).
+   */
+  size_t bytes_in_use;
+  /*
+   Address space mapped for blocks: every arena (4 MiB each) and large mapping.
+   */
+  size_t bytes_mapped;
+  /*
+   Blocks handed out and not freed, pools and large blocks together.
+   */
+  size_t blocks_in_use;
+  /*
+   Bytes in pool blocks not handed out (free lists and never-used tails of pools).
+   */
+  size_t pool_bytes_free;
+  /*
+   Pools in existence (each of one size class, owned by one thread heap).
+   */
+  size_t pools;
+  /*
+   Arenas mapped now, at most at once, since start, and returned to the OS since start.
+   */
+  size_t arenas_current;
+  size_t arenas_peak;
+  size_t arenas_allocated;
+  size_t arenas_freed;
+  /*
+   Large blocks (over 1 MiB) in use, and the bytes their mappings span.
+   */
+  size_t large_blocks;
+  size_t large_bytes;
+  /*
+   Thread heaps in existence, and how many are attached to live threads.
+   */
+  size_t heaps;
+  size_t heaps_attached;
+};
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -84,6 +129,24 @@ size_t arenalloc_heaps(void);
  not for a tight loop, which would keep other threads from claiming pools.
  */
 size_t arenalloc_allocated_blocks(void);
+
+/*
+ Fills `*out` with a snapshot of the heap statistics.  Returns 0, or -1 when `out` is
+ NULL.  Takes the arena lock while it walks the pools (tens of microseconds for a large
+ heap).  Not async-signal-safe.
+
+ # Safety
+ `out` must be NULL or point to writable memory for one `struct arenalloc_stats`.
+ */
+int arenalloc_stats(struct arenalloc_stats *out);
+
+/*
+ Writes a report of the heap to stderr: per size class the pools, blocks in use and free
+ blocks; arenas allocated, freed, current and peak; bytes in use against bytes mapped;
+ thread heaps.  (`ARENALLOC_STATS=1` prints it at exit.)  Allocates nothing.  Not
+ async-signal-safe.
+ */
+void arenalloc_stats_print(void);
 
 /*
  Allocates `size` bytes, aligned to 16, uninitialised.

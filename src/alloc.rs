@@ -220,3 +220,16 @@ pub fn allocated_blocks() -> usize {
     thread::settle_frees();
     arena::live_blocks() + large::live_blocks()
 }
+
+/// Gives unused memory back to the OS (for `malloc_trim`): the calling thread's empty
+/// pools, those of exited threads' heaps, free slots' pages, spare arenas and cached large
+/// mappings.  Returns the bytes given back (address space unmapped or pages decommitted).
+pub fn trim() -> usize {
+    thread::settle_frees();
+    let h = thread::current_heap();
+    if !h.is_null() {
+        // SAFETY: the calling thread's own heap.
+        unsafe { (*h).release_empty_pools() };
+    }
+    arena::trim() + large::trim()
+}

@@ -433,8 +433,25 @@ pub unsafe fn release_pool(pool: *mut Pool) {
 /// pools owned by running threads are read while those threads may change them, so the
 /// total is a snapshot, exact only when the other threads are quiet.
 pub fn live_blocks() -> usize {
-    let _list = ARENAS.lock(); // keeps arenas from being unmapped meanwhile
     let mut total = 0;
+    for_each_pool(|pool| total += pool.used);
+    total
+}
+
+/// What `for_each_pool` reports of one pool.
+pub struct PoolSnapshot {
+    pub class: usize,
+    /// Blocks handed out (including those freed by other threads and not yet collected).
+    pub used: usize,
+    /// Blocks the pool holds.
+    pub capacity: usize,
+    pub slots: usize,
+}
+
+/// Calls `f` for every pool of every arena, under the arena lock (so no arena is unmapped
+/// meanwhile).  Owners keep allocating and freeing: a snapshot, for statistics.
+pub fn for_each_pool(mut f: impl FnMut(&PoolSnapshot)) {
+    let _list = ARENAS.lock();
     ownership::for_each_arena(|base| {
         for slot in 1..SLOTS_PER_ARENA {
             let e = Arena::entry(base as *mut Arena, slot);
@@ -442,12 +459,74 @@ pub fn live_blocks() -> usize {
             // live pools are read with volatile loads: statistics, racing their owner.
             unsafe {
                 if ptr::read_volatile(ptr::addr_of!((*e).kind)) == kind::HEAD {
-                    total += ptr::read_volatile(ptr::addr_of!((*e).used)) as usize;
+                    let class = ptr::read_volatile(ptr::addr_of!((*e).class)) as usize;
+                    f(&PoolSnapshot {
+                        class,
+                        used: ptr::read_volatile(ptr::addr_of!((*e).used)) as usize,
+                        capacity: ptr::read_volatile(ptr::addr_of!((*e).limit)) as usize
+                            / crate::size_class::size_of_class(class.min(crate::size_class::CLASSES - 1)),
+                        slots: ptr::read_volatile(ptr::addr_of!((*e).slots)) as usize,
+                    });
                 }
             }
         }
     });
-    total
+}
+
+/// Gives the OS back what the arenas hold but do not use (for `malloc_trim`): the pages of
+/// every free slot that may hold data (small pools are not decommitted when released, to
+/// spare a system call per pool), and every spare arena.  Returns the bytes given back.
+pub fn trim() -> usize {
+    let mut released = 0;
+    {
+        let list = ARENAS.lock();
+        let _ = &list;
+        ownership::for_each_arena(|base| {
+            let a = base as *mut Arena;
+            let mut slot = 1;
+            while slot < SLOTS_PER_ARENA {
+                // A run of free, dirty slots, decommitted in one call.
+                let mut end = slot;
+                // SAFETY: lock held: slot ownership (the bits) cannot change; free entries
+                // belong to nobody.
+                unsafe {
+                    while end < SLOTS_PER_ARENA
+                        && (*a).info.in_use[end / 64] >> (end % 64) & 1 == 0
+                        && (*Arena::entry(a, end)).dirty
+                    {
+                        end += 1;
+                    }
+                    if end > slot && os::decommit(Arena::slot_addr(a, slot), (end - slot) * SLOT_SIZE) {
+                        for s in slot..end {
+                            (*Arena::entry(a, s)).dirty = false;
+                        }
+                        released += (end - slot) * SLOT_SIZE;
+                    }
+                }
+                slot = end + 1;
+            }
+        });
+    }
+    loop {
+        let a = {
+            let mut list = ARENAS.lock();
+            let a = list.spare;
+            if a.is_null() {
+                break;
+            }
+            // SAFETY: spare arenas are live and linked through `info.next` (lock held).
+            list.spare = unsafe { (*a).info.next };
+            list.spare_count -= 1;
+            list.stats.current -= 1;
+            list.stats.unmapped += 1;
+            ownership::unregister(a as usize, ARENA_SIZE);
+            a
+        };
+        // SAFETY: the arena is on no list, in no map, and holds no pool.
+        unsafe { os::unmap(a.cast(), ARENA_SIZE) };
+        released += ARENA_SIZE;
+    }
+    released
 }
 
 /// A snapshot of the arena counters.

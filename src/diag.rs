@@ -63,6 +63,20 @@ impl Line {
         self
     }
 
+    /// `v` in decimal, right-aligned in `width` columns.
+    pub fn dec_width(&mut self, v: usize, width: usize) -> &mut Self {
+        let mut digits = 1;
+        let mut rest = v;
+        while rest >= 10 {
+            rest /= 10;
+            digits += 1;
+        }
+        for _ in digits..width {
+            self.str(" ");
+        }
+        self.dec(v)
+    }
+
     pub fn write(&mut self) {
         os::write_stderr(self.buf.get(..self.len).unwrap_or(&[]));
     }

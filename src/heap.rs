@@ -260,6 +260,12 @@ impl Heap {
     /// Before the heap is abandoned (its thread exits): collect remote frees and return
     /// every empty pool, so a dead thread holds only pools with live blocks.
     pub fn prepare_to_abandon(&mut self) {
+        self.release_empty_pools();
+    }
+
+    /// Collects remote frees and returns every empty pool to its arena, the kept ones
+    /// included (thread exit, `malloc_trim`).
+    pub fn release_empty_pools(&mut self) {
         self.collect_remote();
         for class in 0..CLASSES {
             let mut p = self.list(class);

@@ -68,6 +68,17 @@ mod cache {
         SLOT.iter().any(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok())
     }
 
+    /// Takes any cached mapping (to give it back to the OS); its base and length.
+    pub fn take_any() -> Option<(usize, usize)> {
+        for s in SLOT.iter() {
+            let entry = s.swap(0, Ordering::Acquire);
+            if entry != 0 {
+                return Some((entry & !ARENA_MASK, (entry & ARENA_MASK) * PAGE_SIZE));
+            }
+        }
+        None
+    }
+
     /// Takes a cached mapping of at least `len` bytes and at most twice that (bounded
     /// waste of address space); returns its base and length.
     pub fn take(len: usize) -> Option<(usize, usize)> {
@@ -94,12 +105,27 @@ fn layout(size: usize, align: usize) -> Option<(usize, usize)> {
     Some((offset, len))
 }
 
-/// Large blocks allocated and not freed (for statistics).
+/// Large blocks allocated and not freed, and the bytes their mappings span (statistics).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// Large blocks allocated and not yet freed.
 pub fn live_blocks() -> usize {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// Bytes of address space the live large blocks' mappings span (headers included).
+pub fn live_bytes() -> usize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// A live block's mapping changed length from `old` to `new` bytes.
+fn account_resize(old: usize, new: usize) {
+    if new >= old {
+        LIVE_BYTES.fetch_add(new - old, Ordering::Relaxed);
+    } else {
+        LIVE_BYTES.fetch_sub(old - new, Ordering::Relaxed);
+    }
 }
 
 /// Maps a large block of `size` bytes aligned to `align` (a power of two).  Null on failure.
@@ -119,6 +145,7 @@ fn alloc_mapping(size: usize, align: usize) -> *mut u8 {
             let h = base as *mut LargeHeader;
             // SAFETY: the cache gave us this mapping (header page intact, still registered).
             unsafe { h.write(LargeHeader { len: have, user: base + offset, base_align: ARENA_SIZE, cached: false }) };
+            account_resize(0, have);
             return (base + offset) as *mut u8;
         }
     }
@@ -135,6 +162,7 @@ fn alloc_mapping(size: usize, align: usize) -> *mut u8 {
         unsafe { os::unmap(base, len) };
         return core::ptr::null_mut();
     }
+    account_resize(0, len);
     (base as usize + offset) as *mut u8
 }
 
@@ -177,6 +205,7 @@ pub fn free(base: usize, p: *mut u8) {
     LIVE.fetch_sub(1, Ordering::Relaxed);
     // SAFETY: checked: a live header.
     let (len, user) = unsafe { ((*h).len, (*h).user) };
+    account_resize(len, 0);
     // Cache it with fresh pages over the block (mmap MAP_FIXED, not madvise): they are
     // zero even if the process locks its memory, and whatever `mprotect` the user left on
     // the block (a guard page) is gone, as it would be with munmap.
@@ -191,6 +220,19 @@ pub fn free(base: usize, p: *mut u8) {
     ownership::unregister(base, len);
     // SAFETY: the mapping is the user's block being freed; nobody may use it any more.
     unsafe { os::unmap(base as *mut u8, len) };
+}
+
+/// Unmaps every cached mapping (for `malloc_trim`); returns the bytes of address space
+/// given back.
+pub fn trim() -> usize {
+    let mut released = 0;
+    while let Some((base, len)) = cache::take_any() {
+        ownership::unregister(base, len);
+        // SAFETY: the cache held it: nobody else can reach the mapping.
+        unsafe { os::unmap(base as *mut u8, len) };
+        released += len;
+    }
+    released
 }
 
 /// Resizes the large block `p` to `size` bytes, keeping its alignment: shrinks or grows the
@@ -220,6 +262,7 @@ pub fn realloc(base: usize, p: *mut u8, size: usize) -> *mut u8 {
         if unsafe { os::remap_in_place(base as *mut u8, old_len, new_len) } {
             // SAFETY: the header page is still mapped.
             unsafe { (*h).len = new_len };
+            account_resize(old_len, new_len);
         } else {
             // A failed shrink leaves a bigger block: still correct.  The leaves exist, so
             // re-registering cannot fail.
@@ -231,6 +274,7 @@ pub fn realloc(base: usize, p: *mut u8, size: usize) -> *mut u8 {
         if ownership::extend_large(base, chunk_end(base + old_len), base + new_len) {
             // SAFETY: the header page is unchanged.
             unsafe { (*h).len = new_len };
+            account_resize(old_len, new_len);
             return p;
         }
         // SAFETY: shrinking back what we just grew (never registered).
@@ -261,6 +305,7 @@ pub fn realloc(base: usize, p: *mut u8, size: usize) -> *mut u8 {
         (*nh).len = new_len;
         (*nh).user = dst as usize + offset;
     }
+    account_resize(old_len, new_len);
     (dst as usize + offset) as *mut u8
 }
 

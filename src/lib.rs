@@ -73,6 +73,7 @@ pub mod ownership;
 pub mod pool;
 pub mod remote;
 pub mod size_class;
+pub mod stats;
 pub mod thread;
 
 // The C ABI is left out of unit-test builds: a test binary exporting `malloc` would route
@@ -91,5 +92,21 @@ fn arenalloc_constructor() {
     ffi::pymem::resolve_next_definitions();
     if os::page_size() > config::SLOT_SIZE {
         diag::fatal("kernel page size exceeds the 16 KiB pool slot; rebuild with a larger SLOT_SHIFT");
+    }
+    if os::env_flag(c"ARENALLOC_STATS") {
+        STATS_AT_EXIT.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// `ARENALLOC_STATS=1`: print the statistics report when the process exits.
+#[cfg(not(test))]
+static STATS_AT_EXIT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Runs at exit (after `atexit` handlers, with the other shared objects' destructors).
+#[cfg(not(test))]
+#[ctor::dtor]
+fn arenalloc_destructor() {
+    if STATS_AT_EXIT.load(core::sync::atomic::Ordering::Relaxed) {
+        stats::print(&stats::snapshot());
     }
 }

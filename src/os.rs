@@ -172,6 +172,25 @@ pub fn random_word() -> usize {
     (mix ^ (mix >> 31)) as usize
 }
 
+/// The process id (for reports).
+pub fn process_id() -> usize {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as usize }
+}
+
+/// True when the environment variable `name` (NUL-terminated) is set to something other
+/// than empty or "0".  `getenv` reads the environment in place: no allocation.
+pub fn env_flag(name: &core::ffi::CStr) -> bool {
+    // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string.
+    let v = unsafe { libc::getenv(name.as_ptr()) };
+    if v.is_null() {
+        return false;
+    }
+    // SAFETY: as above.
+    let first = unsafe { *v };
+    first != 0 && !(first == b'0' as libc::c_char && unsafe { *v.add(1) } == 0)
+}
+
 /// The kernel's page size (asked once, then remembered).
 pub fn page_size() -> usize {
     static CACHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);

@@ -18,12 +18,13 @@ if ! git diff --quiet HEAD -- include/arenalloc.h; then
     exit 1
 fi
 # Every function the library exports must be declared in the header, except
-# PyMem_SetAllocator: it is interposed only to see CPython's allocator hooks, and its
-# prototype (with CPython's types) belongs to Python.h.
+# PyMem_SetAllocator (interposed only to see CPython's allocator hooks: its prototype, with
+# CPython's types, belongs to Python.h) and glibc's introspection functions (declared by
+# <malloc.h>: malloc_trim, malloc_stats; mallopt and mallinfo2 do not match the pattern).
 missing=0
 for sym in $(nm -D --defined-only target/release/libarenalloc.so | awk '$2=="T"{print $3}' \
              | grep -E '^(malloc|free|calloc|realloc|reallocarray|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|malloc_usable_size|PyMem_|PyObject_|arenalloc_)' \
-             | grep -vx PyMem_SetAllocator); do
+             | grep -vxE 'PyMem_SetAllocator|malloc_trim|malloc_stats'); do
     grep -Eq "[ *]$sym\(" include/arenalloc.h || { echo "FAIL header_fresh: $sym not declared" >&2; missing=1; }
 done
 [ "$missing" = 0 ]

@@ -8,9 +8,11 @@
 //! * `malloc.rs`  — malloc, free, calloc, realloc, reallocarray, malloc_usable_size
 //! * `aligned.rs` — posix_memalign, aligned_alloc, memalign, valloc, pvalloc
 //! * `pymem.rs`   — the PyMem_* / PyObject_* family, for CPython
-//! * `extras.rs`  — arenalloc_* functions of our own
+//! * `extras.rs`  — arenalloc_* functions of our own: version, counters, statistics
+//! * `glibc.rs`   — glibc's introspection: mallinfo2, malloc_stats, malloc_trim, mallopt
 
 pub mod aligned;
 pub mod extras;
+pub mod glibc;
 pub mod malloc;
 pub mod pymem;

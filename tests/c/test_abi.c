@@ -1451,6 +1451,85 @@ static void test_statistics(void)
 #endif
 }
 
+/* arenalloc_stats, arenalloc_stats_print and glibc's introspection entry points. */
+static void test_introspection(void)
+{
+    group_start("introspection");
+#ifdef TEST_AGAINST_GLIBC
+    printf("skipped (glibc build)\n");
+#else
+    struct arenalloc_stats s0, s1, s2;
+    CHECK(arenalloc_stats(NULL) == -1);
+    CHECK(arenalloc_stats(&s0) == 0);
+    CHECK(s0.bytes_mapped >= s0.bytes_in_use);
+    CHECK(s0.arenas_current >= 1 && s0.arenas_peak >= s0.arenas_current);
+    CHECK(s0.heaps >= 1 && s0.heaps_attached >= 1);
+    struct mallinfo2 m0 = mallinfo2();
+
+    /* 2000 blocks of 1000 B (class 1024) and two large ones: the figures must move. */
+    static void *blocks[2000];
+    for (int i = 0; i < 2000; i++)
+        CHECK((blocks[i] = malloc(1000)) != NULL);
+    void *big1 = malloc(3 * MiB), *big2 = malloc(5 * MiB);
+    CHECK(big1 && big2);
+    CHECK(arenalloc_stats(&s1) == 0);
+    CHECKF(s1.bytes_in_use >= s0.bytes_in_use + 2000 * 1024 + 8 * MiB,
+           "bytes in use %zu -> %zu after 2 MB of pool blocks and 8 MiB of large ones",
+           s0.bytes_in_use, s1.bytes_in_use);
+    CHECK(s1.blocks_in_use >= s0.blocks_in_use + 2002);
+    CHECK(s1.large_blocks == s0.large_blocks + 2);
+    CHECK(s1.large_bytes >= s0.large_bytes + 8 * MiB);
+    CHECK(s1.pools > s0.pools);
+    struct mallinfo2 m1 = mallinfo2();
+    CHECKF(m1.uordblks >= m0.uordblks + 2000 * 1024 + 8 * MiB, "mallinfo2 uordblks %zu -> %zu",
+           m0.uordblks, m1.uordblks);
+    CHECK(m1.hblks == m0.hblks + 2 && m1.hblkhd >= m0.hblkhd + 8 * MiB);
+    CHECK(m1.arena >= 2000 * 1024);
+
+    for (int i = 0; i < 2000; i++)
+        free(blocks[i]);
+    free(big1);
+    free(big2);
+    CHECK(arenalloc_stats(&s2) == 0);
+    CHECKF(s2.bytes_in_use <= s0.bytes_in_use + 64 * 1024, "bytes in use %zu before, %zu after "
+           "everything was freed", s0.bytes_in_use, s2.bytes_in_use);
+    CHECK(s2.large_blocks == s0.large_blocks);
+    /* The freed large mappings sit in the cache, the pools' pages in the arenas: trim
+     * gives them back and says so. */
+    CHECK(malloc_trim(0) == 1);
+
+    /* mallopt: glibc's parameters are accepted (and ignored), others refused. */
+    CHECK(mallopt(M_ARENA_MAX, 1) == 1);
+    CHECK(mallopt(M_TRIM_THRESHOLD, 1 << 20) == 1);
+    CHECK(mallopt(12345, 1) == 0);
+
+    /* The reports go to stderr: capture them in a file. */
+    char path[] = "/tmp/arenalloc-stats-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    CHECK(saved >= 0 && dup2(fd, 2) == 2);
+    arenalloc_stats_print();
+    malloc_stats();
+    fflush(stderr);
+    CHECK(dup2(saved, 2) == 2);
+    close(saved);
+    char report[8192];
+    ssize_t n = pread(fd, report, sizeof report - 1, 0);
+    close(fd);
+    unlink(path);
+    CHECK(n > 0);
+    report[n > 0 ? n : 0] = '\0';
+    CHECKF(strstr(report, "heap statistics") && strstr(report, "arenas: ") &&
+           strstr(report, "bytes in use: ") && strstr(report, "thread heaps: "),
+           "report lacks its sections: \"%.300s\"", report);
+    /* Twice: once from arenalloc_stats_print, once from malloc_stats. */
+    CHECK(strstr(strstr(report, "heap statistics") + 1, "heap statistics") != NULL);
+    group_ok();
+#endif
+}
+
 int main(void)
 {
     struct timespec t0, t1;
@@ -1478,6 +1557,7 @@ int main(void)
     test_large();
     test_many();
     test_pymem();
+    test_introspection();
     test_misuse_aborts();
     test_interior_misuse();
     test_statistics();
