@@ -45,20 +45,22 @@ impl Line {
     }
 
     pub fn dec(&mut self, mut v: usize) -> &mut Self {
-        // Digits from the most significant: find the largest power of ten ≤ v first.
-        let mut scale = 1usize;
-        while v / scale >= 10 {
-            scale *= 10;
-        }
+        // Digits from the least significant into a small buffer (constant divisors: no
+        // division that could panic), then out in order.
+        let mut digits = [0u8; 20];
+        let mut n = digits.len();
         loop {
-            let digit = [b'0' + (v / scale) as u8];
-            // SAFETY: an ASCII decimal digit.
-            self.str(unsafe { core::str::from_utf8_unchecked(&digit) });
-            v %= scale;
-            if scale == 1 {
+            n -= 1;
+            digits[n] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 || n == 0 {
                 break;
             }
-            scale /= 10;
+        }
+        for &d in digits.iter().skip(n) {
+            let one = [d];
+            // SAFETY: ASCII decimal digits.
+            self.str(unsafe { core::str::from_utf8_unchecked(&one) });
         }
         self
     }

@@ -38,12 +38,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// Bytes in pool blocks handed out, at their class size.
     pub fn pool_bytes_in_use(&self) -> usize {
-        (0..CLASSES).map(|c| self.classes[c].blocks_in_use * size_of_class(c)).sum()
+        self.classes.iter().enumerate().map(|(c, cs)| cs.blocks_in_use * size_of_class(c)).sum()
     }
 
     /// Bytes in pool blocks not handed out (free lists and never-used tails).
     pub fn pool_bytes_free(&self) -> usize {
-        (0..CLASSES).map(|c| self.classes[c].blocks_free * size_of_class(c)).sum()
+        self.classes.iter().enumerate().map(|(c, cs)| cs.blocks_free * size_of_class(c)).sum()
     }
 
     pub fn pools(&self) -> usize {

@@ -1398,6 +1398,7 @@ static void test_large_reuse(void)
 
 /* arenalloc_allocated_blocks() counts live blocks of every size exactly when no other
  * thread runs; arenas come and go with the memory. */
+#ifndef TEST_AGAINST_GLIBC
 static void *stats_blocks[3000];
 static void *stats_thread(void *arg)
 {
@@ -1408,6 +1409,7 @@ static void *stats_thread(void *arg)
     }
     return NULL;
 }
+#endif
 
 static void test_statistics(void)
 {
