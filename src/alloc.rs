@@ -143,14 +143,20 @@ pub fn owns(p: *const u8) -> bool {
 /// Frees `p` (non-null).
 #[inline(always)]
 pub fn free(p: *mut u8) {
-    match owner_of(p, "free") {
-        Owner::Pool(pool) => free_in_pool(pool, p),
-        Owner::Large(base) => large::free(base, p),
+    free_named(p, "free")
+}
+
+/// Frees `p` (non-null) for the C function `func` (named in diagnostics).
+#[inline(always)]
+pub fn free_named(p: *mut u8, func: &str) {
+    match owner_of(p, func) {
+        Owner::Pool(pool) => free_in_pool(pool, p, func),
+        Owner::Large(base) => large::free(base, p, func),
     }
 }
 
 #[inline(always)]
-fn free_in_pool(pool: *mut Pool, p: *mut u8) {
+fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
     // SAFETY: `pool` is a live pool head (checked by `pool_of`); its owner is set while any
     // of its blocks is live, and heaps are never unmapped.
     let owner = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
@@ -158,7 +164,7 @@ fn free_in_pool(pool: *mut Pool, p: *mut u8) {
         // The pool belongs to the calling thread's heap (a thread without a heap, such as
         // one past its exit destructor, has null here and frees remotely).
         // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.
-        unsafe { (*owner).free_local(pool, p.cast::<Block>()) };
+        unsafe { (*owner).free_local(pool, p.cast::<Block>(), func) };
     } else {
         // SAFETY: the remote stack takes other threads' frees; `p` is a live block of a
         // pool of `owner`.
@@ -168,22 +174,43 @@ fn free_in_pool(pool: *mut Pool, p: *mut u8) {
 
 /// Usable size of the block `p` (non-null).
 pub fn usable_size(p: *mut u8) -> usize {
-    match owner_of(p, "malloc_usable_size") {
-        // SAFETY: live pool head.
-        Owner::Pool(pool) => unsafe { (*pool).block_size as usize },
-        Owner::Large(base) => large::usable_size(base, p, "malloc_usable_size"),
+    let func = "malloc_usable_size";
+    match owner_of(p, func) {
+        Owner::Pool(pool) => {
+            check_not_free(pool, p, func);
+            // SAFETY: live pool head.
+            unsafe { (*pool).block_size as usize }
+        }
+        Owner::Large(base) => large::usable_size(base, p, func),
+    }
+}
+
+/// Aborts when the pool block `p` is free already (its first word is a free-list link).
+/// For the calls that use a block without freeing it: `realloc`, `malloc_usable_size`.
+fn check_not_free(pool: *mut Pool, p: *mut u8, func: &str) {
+    // SAFETY: `pool` is a live pool head and `p` one of its blocks (checked by owner_of).
+    if unsafe { (*pool).looks_free(p.cast()) } {
+        diag::misuse(func, p, "the block is free (use after free)");
     }
 }
 
 /// Resizes the block `p` (non-null) to `size` (non-zero) bytes.  Returns the new block, or
 /// null with `p` untouched when out of memory.
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    realloc_named(p, size, "realloc")
+}
+
+/// `realloc` for the C function `func` (named in diagnostics).
+pub fn realloc_named(p: *mut u8, size: usize, func: &str) -> *mut u8 {
+    let owner = owner_of(p, func);
+    if let Owner::Pool(pool) = owner {
+        check_not_free(pool, p, func);
+    }
     if size > MAX_REQUEST {
-        // Still validate `p`: a bad pointer must not pass silently.
-        let _ = owner_of(p, "realloc");
+        // `p` was validated all the same: a bad pointer must not pass silently.
         return ptr::null_mut();
     }
-    let old = match owner_of(p, "realloc") {
+    let old = match owner {
         Owner::Pool(pool) => {
             // SAFETY: live pool head.
             let (have, class) = unsafe { ((*pool).block_size as usize, (*pool).class as usize) };
@@ -195,7 +222,7 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             have
         }
         Owner::Large(base) => {
-            let have = large::usable_size(base, p, "realloc");
+            let have = large::usable_size(base, p, func);
             // Large stays large (mremap) unless it shrinks enough to live in a pool.
             if size > MEDIUM_MAX || size >= have / 2 {
                 return large::realloc(base, p, size);
@@ -209,7 +236,7 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     }
     // SAFETY: both blocks are live, distinct, and at least min(old, size) bytes long.
     unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
-    free(p);
+    free_named(p, func);
     q
 }
 

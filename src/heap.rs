@@ -26,7 +26,6 @@
 use core::ptr;
 
 use crate::arena;
-use crate::config::ARENA_MASK;
 use crate::pool::{state, Block, Pool};
 use crate::remote::RemoteFree;
 use crate::size_class::{slots_of_class, CLASSES};
@@ -159,7 +158,7 @@ impl Heap {
     #[cold]
     #[inline(never)]
     fn alloc_generic(&mut self, class: usize) -> (*mut Block, bool) {
-        self.collect_remote();
+        self.collect_remote("malloc");
         loop {
             let pool = self.list(class);
             if pool == empty_pool() {
@@ -199,11 +198,11 @@ impl Heap {
     /// # Safety
     /// `pool` must be owned by this heap and `b` a handed-out block of it.
     #[inline(always)]
-    pub unsafe fn free_local(&mut self, pool: *mut Pool, b: *mut Block) {
+    pub unsafe fn free_local(&mut self, pool: *mut Pool, b: *mut Block, func: &str) {
         // SAFETY: the caller guarantees ownership and that `b` is a block of `pool`.
         let pool = unsafe { &mut *pool };
         // SAFETY: as above.  `push_free` aborts on a double free.
-        unsafe { pool.push_free(b, "free") };
+        unsafe { pool.push_free(b, func) };
         if pool.used == pool.relink_at {
             self.free_generic(pool);
         }
@@ -239,22 +238,43 @@ impl Heap {
         unsafe { arena::release_pool(pool) };
     }
 
-    /// Frees every block other threads gave back to this heap.
-    pub fn collect_remote(&mut self) {
+    /// Frees every block other threads gave back to this heap (`func` is the C function
+    /// in progress, for diagnostics).  Nothing on the stack is trusted: each block must
+    /// start a block of a pool this heap owns (else it was freed twice by other threads,
+    /// its pool having gone back to the arenas in between), and each link must decode to an
+    /// arena address (else the block was written to while it waited: use after free).
+    pub fn collect_remote(&mut self, func: &str) {
         let mut b = self.remote.take_all();
         while !b.is_null() {
-            // SAFETY: blocks on our remote stack are live blocks of pools we own; their
-            // link was written by the pushing thread before its Release CAS.
-            unsafe {
-                let next = (*b).next;
-                let pool = arena::pool_of(b as usize & !ARENA_MASK, b as usize);
-                match pool {
-                    Some((pool, _)) => self.free_local(pool, b),
-                    None => crate::diag::fatal("remote free list holds a block outside any pool"),
-                }
-                b = next;
+            let Some(pool) = self.pool_of_remote_block(b) else {
+                crate::diag::misuse(func, b.cast(), "double free: the block is already free");
+            };
+            // SAFETY: `pool` is a live pool of ours and `b` one of its blocks.
+            if unsafe { (*pool).looks_free(b) } {
+                // Met twice on this stack (freed twice by other threads): the first time
+                // round it went on the pool's free list.
+                crate::diag::misuse(func, b.cast(), "double free: the block is already free");
             }
+            // SAFETY: a block of a pool of ours, taken from the stack; its link was written
+            // by the pushing thread before its Release CAS (see remote.rs).
+            let next = unsafe { RemoteFree::next_of(b) };
+            if !next.is_null() && crate::ownership::arena_of(next as usize).is_none() {
+                crate::diag::misuse(func, b.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
+            }
+            // SAFETY: as above.
+            unsafe { self.free_local(pool, b, func) };
+            b = next;
         }
+    }
+
+    /// The pool of `b` if `b` starts a block of a pool this heap owns.
+    fn pool_of_remote_block(&self, b: *mut Block) -> Option<*mut Pool> {
+        let base = crate::ownership::arena_of(b as usize)?;
+        let (pool, offset) = arena::pool_of(base, b as usize)?;
+        // SAFETY: `pool_of` returns live pool heads.
+        let ours = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) } == self as *const Heap as *mut Heap;
+        // SAFETY: as above.
+        (ours && unsafe { (*pool).is_block_offset(offset) }).then_some(pool)
     }
 
     /// Before the heap is abandoned (its thread exits): collect remote frees and return
@@ -266,7 +286,7 @@ impl Heap {
     /// Collects remote frees and returns every empty pool to its arena, the kept ones
     /// included (thread exit, `malloc_trim`).
     pub fn release_empty_pools(&mut self) {
-        self.collect_remote();
+        self.collect_remote("free");
         for class in 0..CLASSES {
             let mut p = self.list(class);
             while p != empty_pool() {
@@ -367,7 +387,7 @@ mod tests {
     }
 
     fn pool_of_block(b: *mut u8) -> *mut Pool {
-        arena::pool_of(b as usize & !ARENA_MASK, b as usize).expect("block in a pool").0
+        arena::pool_of(b as usize & !crate::config::ARENA_MASK, b as usize).expect("block in a pool").0
     }
 
     #[test]
@@ -393,11 +413,11 @@ mod tests {
         let last = blocks[4999];
         let pool = pool_of_block(last);
         // SAFETY: the block is a live block of `pool`, owned by `heap`.
-        unsafe { heap.free_local(pool, last.cast()) };
+        unsafe { heap.free_local(pool, last.cast(), "test") };
         assert_eq!(heap.alloc(class), last, "the most recently freed block comes back first");
         for &b in &blocks {
             // SAFETY: each block is live and owned by `heap`.
-            unsafe { heap.free_local(pool_of_block(b), b.cast()) };
+            unsafe { heap.free_local(pool_of_block(b), b.cast(), "test") };
         }
         assert!(heap.is_valid());
         // Everything freed: all pools but one went back to the arenas.
@@ -420,10 +440,10 @@ mod tests {
         assert_eq!(unsafe { (*pool_of_block(a)).relink_at }, 0);
         assert!(heap.is_valid());
         // SAFETY: live block of ours.
-        unsafe { heap.free_local(pool_of_block(a), a.cast()) };
+        unsafe { heap.free_local(pool_of_block(a), a.cast(), "test") };
         assert!(heap.is_valid());
         // SAFETY: live block of ours.
-        unsafe { heap.free_local(pool_of_block(b), b.cast()) };
+        unsafe { heap.free_local(pool_of_block(b), b.cast(), "test") };
         assert!(heap.is_valid());
         assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
         heap.prepare_to_abandon();
@@ -439,7 +459,7 @@ mod tests {
         // SAFETY: ours, 208 bytes.
         unsafe { ptr::write_bytes(b, 0xAB, size_of_class(class)) };
         // SAFETY: live block of ours.
-        unsafe { heap.free_local(pool_of_block(b), b.cast()) };
+        unsafe { heap.free_local(pool_of_block(b), b.cast(), "test") };
         let z = heap.alloc_zeroed(class);
         assert_eq!(z, b);
         // SAFETY: ours, 208 bytes.
@@ -463,7 +483,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        heap.collect_remote();
+        heap.collect_remote("test");
         assert!(heap.is_valid());
         assert_eq!(heap.used_pool_count(class), 1);
         // SAFETY: the pool entry is live.

@@ -199,9 +199,9 @@ pub fn usable_size(base: usize, p: *mut u8, func: &str) -> usize {
     unsafe { base + (*h).len - (*h).user }
 }
 
-/// Unmaps the large block `p`.
-pub fn free(base: usize, p: *mut u8) {
-    let h = checked_header(base, p, "free");
+/// Unmaps the large block `p` (for the C function `func`, named in diagnostics).
+pub fn free(base: usize, p: *mut u8, func: &str) {
+    let h = checked_header(base, p, func);
     LIVE.fetch_sub(1, Ordering::Relaxed);
     // SAFETY: checked: a live header.
     let (len, user) = unsafe { ((*h).len, (*h).user) };
@@ -333,7 +333,7 @@ mod tests {
             let s = unsafe { core::slice::from_raw_parts_mut(p, 3 << 20) };
             assert!(s.iter().step_by(4096).all(|&b| b == 0));
             s[(3 << 20) - 1] = 1;
-            free(base, p);
+            free(base, p, "test");
             // Page-aligned mappings wait (registered) in the reuse cache; others are gone.
             let expect = if align <= PAGE_SIZE { Region::Large(base) } else { Region::Foreign };
             assert_eq!(ownership::lookup(p as usize), expect);
@@ -347,7 +347,7 @@ mod tests {
         let base = base_of(p);
         assert!(contains(base, p as usize));
         assert!(usable_size(base, p, "test") >= 1);
-        free(base, p);
+        free(base, p, "test");
     }
 
     #[test]
@@ -358,7 +358,7 @@ mod tests {
         // SAFETY: a block of `size` bytes.
         unsafe { core::ptr::write_bytes(p, 0xEE, size) };
         let base = base_of(p);
-        free(base, p);
+        free(base, p, "test");
         // Still registered while cached (so a second free is caught), and handed out again
         // for a request it fits, zeroed.
         assert_eq!(ownership::lookup(p as usize), Region::Large(base));
@@ -367,11 +367,11 @@ mod tests {
         // SAFETY: a block of at least `size - 4096` bytes.
         let s = unsafe { core::slice::from_raw_parts(q, size - 4096) };
         assert!(s.iter().step_by(511).all(|&b| b == 0), "reused pages read as zero");
-        free(base_of(q), q);
+        free(base_of(q), q, "test");
         // A request less than half the cached length does not take it.
         let r = alloc(ARENA_SIZE, 16);
         assert_ne!(r, p);
-        free(base_of(r), r);
+        free(base_of(r), r, "test");
     }
 
     #[test]
@@ -388,6 +388,6 @@ mod tests {
             let s = unsafe { core::slice::from_raw_parts(p, 2 << 20) };
             assert!(s.iter().step_by(997).all(|&b| b == 0x5A));
         }
-        free(base_of(p), p);
+        free(base_of(p), p, "test");
     }
 }

@@ -60,6 +60,7 @@ pub struct Link;
 /// just handed out.  (Before `set_key`, as in unit tests, a fixed key stands in.)
 static LINK_KEY: AtomicUsize = AtomicUsize::new(KEY_TOP_BIT | 0x5bd1_e995_1234_5678);
 const KEY_TOP_BIT: usize = 1 << (usize::BITS - 1);
+const REMOTE_TWEAK: usize = 1 << (usize::BITS - 2);
 
 impl Link {
     /// Sets the secret; called once, before the first pool exists.
@@ -82,6 +83,22 @@ impl Link {
     #[inline(always)]
     pub fn decode(word: usize, at: *mut Block) -> *mut Block {
         Self::decode_with(Self::key(), word, at)
+    }
+
+    /// The word a block on a heap's remote stack stores to link to `next`: encoded as a
+    /// free-list link, then flipped in bit 62, so that read as a free-list link it decodes
+    /// to no pool address and not to null.  A block waiting on a remote stack is thus not
+    /// mistaken for a free one when its owner frees it (that would be a double free, caught
+    /// when the owner collects the stack).
+    #[inline(always)]
+    pub fn encode_remote(next: *mut Block, at: *mut Block) -> usize {
+        Self::encode(next, at) ^ REMOTE_TWEAK
+    }
+
+    /// The block a remote-stack link stored in `at` points to.
+    #[inline(always)]
+    pub fn decode_remote(word: usize, at: *mut Block) -> *mut Block {
+        Self::decode(word ^ REMOTE_TWEAK, at)
     }
 
     #[inline(always)]
@@ -319,6 +336,15 @@ impl Pool {
         unsafe { b.cast::<usize>().write(Link::encode_with(key, self.free, b)) };
         self.free = b;
         self.used -= 1;
+    }
+
+    /// True when the block `b` of this pool has a free-list link in its first word, so it
+    /// is free already.  Reads only fields fixed while the pool exists (any thread may ask;
+    /// the answer about a block another thread is freeing meanwhile is a guess).
+    pub fn looks_free(&self, b: *mut Block) -> bool {
+        // SAFETY: `b` is a block of this pool: its first word is mapped.
+        let next = Link::decode(unsafe { ptr::read_volatile(b.cast::<usize>()) }, b);
+        (next as usize).wrapping_sub(self.start as usize) < self.limit as usize || next.is_null()
     }
 
     /// True when every block is handed out.

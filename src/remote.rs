@@ -26,7 +26,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::pool::Block;
+use crate::pool::{Block, Link};
 
 /// A multi-producer, single-consumer stack of blocks freed by other threads.
 #[repr(C, align(64))] // its own cache line: other threads write it, the owner rarely reads it
@@ -48,12 +48,23 @@ impl RemoteFree {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             // SAFETY: the block is being freed: its first word is ours to write.
-            unsafe { (*b).next = head };
+            unsafe { b.cast::<usize>().write(Link::encode_remote(head, b)) };
             match self.head.compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(now) => head = now,
             }
         }
+    }
+
+    /// The block after `b` on a list `take_all` returned.  Links are encoded with the free
+    /// lists' secret (`pool::Link::encode_remote`), so a stray write into a waiting block
+    /// decodes to an address the collector's checks refuse.
+    ///
+    /// # Safety
+    /// `b` must be a block taken with `take_all` and not yet freed locally.
+    pub unsafe fn next_of(b: *mut Block) -> *mut Block {
+        // SAFETY: the caller's guarantee: the first word is the link written by `push`.
+        Link::decode_remote(unsafe { b.cast::<usize>().read() }, b)
     }
 
     /// Takes every block pushed so far; the owner frees them locally.
@@ -99,8 +110,8 @@ mod tests {
                 assert!(!seen[i], "block {i} collected twice");
                 seen[i] = true;
                 count += 1;
-                // SAFETY: b is one of our blocks.
-                b = unsafe { (*b).next };
+                // SAFETY: b is one of our blocks, taken from the stack.
+                b = unsafe { RemoteFree::next_of(b) };
             }
         };
         for h in handles {

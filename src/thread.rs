@@ -335,7 +335,7 @@ pub fn settle_frees() {
     let h = heap();
     if !h.is_null() {
         // SAFETY: our own heap.
-        unsafe { (*h).collect_remote() };
+        unsafe { (*h).collect_remote("free") };
     }
 }
 

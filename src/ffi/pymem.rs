@@ -190,7 +190,7 @@ fn py_realloc(d: &Domain, p: *mut c_void, size: usize, func: &str) -> *mut c_voi
     if size > PY_SSIZE_T_MAX {
         return ptr::null_mut();
     }
-    alloc::realloc(p.cast(), size.max(1)).cast()
+    alloc::realloc_named(p.cast(), size.max(1), func).cast()
 }
 
 fn py_free(d: &Domain, p: *mut c_void, func: &str) {
@@ -198,7 +198,7 @@ fn py_free(d: &Domain, p: *mut c_void, func: &str) {
         return;
     }
     if !d.hooked() && alloc::owns(p.cast()) {
-        alloc::free(p.cast());
+        alloc::free_named(p.cast(), func);
         return;
     }
     // Through the hook, or libpython's own block: libpython's free.  (A block of ours that
