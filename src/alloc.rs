@@ -8,10 +8,14 @@
 
 use core::ptr;
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::arena;
+use crate::debug::{self, Api};
 use crate::config::{MEDIUM_MAX, MIN_ALIGN};
 use crate::diag;
 use crate::large;
+use crate::os;
 use crate::ownership::{self, Region};
 use crate::pool::{Block, Pool};
 use crate::size_class::{aligned_class_of, class_of};
@@ -55,13 +59,64 @@ fn alloc_class_attach(class: usize, zeroed: bool) -> *mut u8 {
     }
 }
 
+/// Requests below this size take the fast path of `malloc`/`calloc`.  0 until
+/// initialisation has read the environment (so the first call takes the slow path, which
+/// initialises), then `MEDIUM_MAX + 1`, or still 0 in debug mode, where every allocation
+/// goes through `debug.rs`.  A load instead of an immediate: the same instruction count.
+static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads the settings that must be fixed before the first block is handed out (debug
+/// mode); called once by `thread::ensure_init`.
+pub fn configure() {
+    if os::env_flag(c"ARENALLOC_DEBUG") {
+        debug::enable();
+    } else {
+        FAST_LIMIT.store(MEDIUM_MAX + 1, Ordering::Relaxed);
+    }
+}
+
 /// Allocates `size` bytes, 16-byte aligned.  Null when out of memory.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
+    malloc_api(size, Api::C)
+}
+
+/// `malloc` on behalf of API family `api` (which debug mode records).
+#[inline(always)]
+pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
+    if size < FAST_LIMIT.load(Ordering::Relaxed) {
+        return alloc_class(class_of(size), false);
+    }
+    malloc_slow(size, api, false)
+}
+
+#[cold]
+#[inline(never)]
+fn malloc_slow(size: usize, api: Api, zeroed: bool) -> *mut u8 {
+    thread::ensure_init();
+    if debug::enabled() {
+        return debug::alloc(api, size, MIN_ALIGN, zeroed);
+    }
+    if zeroed {
+        core_calloc(size)
+    } else {
+        core_malloc(size)
+    }
+}
+
+/// `malloc` without debug mode: what debug blocks are made of.
+pub fn core_malloc(size: usize) -> *mut u8 {
     if size <= MEDIUM_MAX {
         return alloc_class(class_of(size), false);
     }
     malloc_large(size)
+}
+
+fn core_calloc(size: usize) -> *mut u8 {
+    if size <= MEDIUM_MAX {
+        return alloc_class(class_of(size), true);
+    }
+    malloc_large(size) // fresh mappings are zero
 }
 
 #[cold]
@@ -74,17 +129,31 @@ fn malloc_large(size: usize) -> *mut u8 {
 
 /// Allocates `size` zeroed bytes.  Null when out of memory.
 pub fn calloc(size: usize) -> *mut u8 {
-    if size <= MEDIUM_MAX {
+    calloc_api(size, Api::C)
+}
+
+/// `calloc` on behalf of API family `api`.
+pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
+    if size < FAST_LIMIT.load(Ordering::Relaxed) {
         return alloc_class(class_of(size), true);
     }
-    malloc_large(size) // fresh mappings are zero
+    malloc_slow(size, api, true)
 }
 
 /// Allocates `size` bytes aligned to `align`, a power of two.  Null when out of memory.
 pub fn memalign(align: usize, size: usize) -> *mut u8 {
+    thread::ensure_init();
+    if debug::enabled() {
+        return debug::alloc(Api::C, size, align.max(MIN_ALIGN), false);
+    }
+    core_memalign(align, size)
+}
+
+/// `memalign` without debug mode.
+pub fn core_memalign(align: usize, size: usize) -> *mut u8 {
     debug_assert!(align.is_power_of_two());
     if align <= MIN_ALIGN {
-        return malloc(size);
+        return core_malloc(size);
     }
     if size > MAX_REQUEST {
         return ptr::null_mut();
@@ -99,6 +168,8 @@ pub fn memalign(align: usize, size: usize) -> *mut u8 {
 enum Owner {
     Pool(*mut Pool),
     Large(usize),
+    /// Inside a block, not at its start, in debug mode: a debug block (`debug.rs` checks).
+    Debug,
 }
 
 /// Identifies the block `p` starts, or aborts naming `func`.
@@ -115,6 +186,7 @@ fn owner_of(p: *mut u8, func: &str) -> Owner {
 fn owner_of_uncommon(p: *mut u8, func: &str) -> Owner {
     match ownership::lookup(p as usize) {
         Region::Arena(base) => block_in_arena(base, p, func),
+        Region::Large(base) if debug::enabled() && !large::is_block_start(base, p) => Owner::Debug,
         Region::Large(base) => Owner::Large(base),
         Region::Foreign => diag::misuse(func, p, "pointer not allocated by arenalloc"),
     }
@@ -125,6 +197,7 @@ fn block_in_arena(base: usize, p: *mut u8, func: &str) -> Owner {
     match arena::pool_of(base, p as usize) {
         // SAFETY: `pool_of` returns live pool heads only.
         Some((pool, offset)) if unsafe { (*pool).is_block_offset(offset) } => Owner::Pool(pool),
+        Some(_) if debug::enabled() => Owner::Debug,
         Some(_) => diag::misuse(func, p, "pointer into a block, not the start of one"),
         None => diag::misuse(func, p, "pointer into arenalloc memory that is not an allocated block"),
     }
@@ -143,15 +216,61 @@ pub fn owns(p: *const u8) -> bool {
 /// Frees `p` (non-null).
 #[inline(always)]
 pub fn free(p: *mut u8) {
-    free_named(p, "free")
+    free_api(p, Api::C, "free")
 }
 
-/// Frees `p` (non-null) for the C function `func` (named in diagnostics).
+/// Frees `p` (non-null) for the function `func` of API family `api` (named in
+/// diagnostics; debug mode checks the family).  The fast path is written out: a block of
+/// an arena, at a block start; everything else takes `free_uncommon`.
 #[inline(always)]
-pub fn free_named(p: *mut u8, func: &str) {
+pub fn free_api(p: *mut u8, api: Api, func: &str) {
+    if let Some(base) = ownership::arena_of(p as usize) {
+        if let Some((pool, offset)) = arena::pool_of(base, p as usize) {
+            // SAFETY: `pool_of` returns live pool heads only.
+            if unsafe { (*pool).is_block_offset(offset) } {
+                return free_in_pool(pool, p, func);
+            }
+        }
+    }
+    free_uncommon(p, api, func)
+}
+
+/// Large blocks, debug blocks, and misuse.
+#[inline(never)]
+fn free_uncommon(p: *mut u8, api: Api, func: &str) {
     match owner_of(p, func) {
         Owner::Pool(pool) => free_in_pool(pool, p, func),
         Owner::Large(base) => large::free(base, p, func),
+        Owner::Debug => debug::free(p, api, func),
+    }
+}
+
+/// `free` without debug mode (a debug block's core block).
+pub fn core_free(p: *mut u8, func: &str) {
+    match owner_of(p, func) {
+        Owner::Pool(pool) => free_in_pool(pool, p, func),
+        Owner::Large(base) => large::free(base, p, func),
+        Owner::Debug => diag::misuse(func, p, "pointer into a block, not the start of one"),
+    }
+}
+
+/// The core block containing `p`, and its usable size: for debug mode, which finds its
+/// header from there.  None when `p` is not inside a block handed out.
+pub fn block_containing(p: *mut u8) -> Option<(*mut u8, usize)> {
+    match ownership::lookup(p as usize) {
+        Region::Arena(base) => {
+            let (pool, offset) = arena::pool_of(base, p as usize)?;
+            // SAFETY: `pool_of` returns live pool heads.
+            let pool = unsafe { &*pool };
+            if offset >= pool.limit {
+                return None;
+            }
+            let size = pool.block_size;
+            let block = pool.start().wrapping_add((offset - offset.checked_rem(size)?) as usize);
+            (!pool.looks_free(block.cast())).then_some((block, size as usize))
+        }
+        Region::Large(base) => large::block_of(base, p),
+        Region::Foreign => None,
     }
 }
 
@@ -176,6 +295,7 @@ fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
 pub fn usable_size(p: *mut u8) -> usize {
     let func = "malloc_usable_size";
     match owner_of(p, func) {
+        Owner::Debug => debug::usable_size(p, func),
         Owner::Pool(pool) => {
             check_not_free(pool, p, func);
             // SAFETY: live pool head.
@@ -197,12 +317,18 @@ fn check_not_free(pool: *mut Pool, p: *mut u8, func: &str) {
 /// Resizes the block `p` (non-null) to `size` (non-zero) bytes.  Returns the new block, or
 /// null with `p` untouched when out of memory.
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
-    realloc_named(p, size, "realloc")
+    realloc_api(p, size, Api::C, "realloc")
 }
 
-/// `realloc` for the C function `func` (named in diagnostics).
-pub fn realloc_named(p: *mut u8, size: usize, func: &str) -> *mut u8 {
+/// `realloc` for the function `func` of API family `api` (named in diagnostics).
+pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
     let owner = owner_of(p, func);
+    if let Owner::Debug = owner {
+        if size > MAX_REQUEST {
+            return ptr::null_mut();
+        }
+        return debug::realloc(p, size, api, func);
+    }
     if let Owner::Pool(pool) = owner {
         check_not_free(pool, p, func);
     }
@@ -221,6 +347,7 @@ pub fn realloc_named(p: *mut u8, size: usize, func: &str) -> *mut u8 {
             }
             have
         }
+        Owner::Debug => unreachable_owner(),
         Owner::Large(base) => {
             let have = large::usable_size(base, p, func);
             // Large stays large (mremap) unless it shrinks enough to live in a pool.
@@ -230,14 +357,20 @@ pub fn realloc_named(p: *mut u8, size: usize, func: &str) -> *mut u8 {
             have
         }
     };
-    let q = malloc(size);
+    let q = core_malloc(size);
     if q.is_null() {
         return q;
     }
     // SAFETY: both blocks are live, distinct, and at least min(old, size) bytes long.
     unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
-    free_named(p, func);
+    core_free(p, func);
     q
+}
+
+/// `Owner::Debug` was handled before: this arm cannot be reached.
+#[cold]
+fn unreachable_owner() -> ! {
+    diag::fatal("internal error: debug block on the core realloc path")
 }
 
 /// Blocks allocated and not yet freed, pools and large mappings together (a snapshot; see

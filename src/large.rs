@@ -184,6 +184,24 @@ fn checked_header(base: usize, p: *mut u8, func: &str) -> *mut LargeHeader {
     h
 }
 
+/// True when `p` is the start of the large block at `base`.
+pub fn is_block_start(base: usize, p: *mut u8) -> bool {
+    // SAFETY: the ownership map says a live large mapping starts at `base`.
+    unsafe { (*(base as *const LargeHeader)).user == p as usize }
+}
+
+/// The large block at `base` and its usable size, if `p` lies inside it and it is not
+/// free (for debug mode, which finds its header from the block).
+pub fn block_of(base: usize, p: *mut u8) -> Option<(*mut u8, usize)> {
+    // SAFETY: as above.
+    let (len, user, cached) = unsafe {
+        let h = base as *const LargeHeader;
+        ((*h).len, (*h).user, (*h).cached)
+    };
+    let inside = (p as usize) >= user && (p as usize) < base + len;
+    (inside && !cached).then_some((user as *mut u8, base + len - user))
+}
+
 /// True when `p` lies inside the large mapping at `base` (the rest of its last 4 MiB chunk
 /// may hold somebody else's mapping).
 pub fn contains(base: usize, p: usize) -> bool {

@@ -65,6 +65,7 @@
 pub mod alloc;
 pub mod arena;
 pub mod config;
+pub mod debug;
 pub mod diag;
 pub mod heap;
 pub mod large;

@@ -123,8 +123,9 @@ pub fn ensure_init() {
         .compare_exchange(INIT_NONE, INIT_RUNNING, Ordering::Acquire, Ordering::Acquire)
         .is_ok()
     {
-        // The free-list secret is fixed before any pool can exist.
+        // The free-list secret and debug mode are fixed before any block is handed out.
         crate::pool::Link::set_key(os::random_word());
+        crate::alloc::configure();
         let mut k: libc::pthread_key_t = 0;
         // SAFETY: plain key creation; glibc keeps the first keys in static storage, so
         // creating ours this early means setting it never needs calloc.
@@ -149,23 +150,26 @@ pub fn install_fork_handlers() {
 }
 
 extern "C" fn before_fork() {
+    crate::debug::lock_for_fork();
     core::mem::forget(REGISTRY.lock());
     arena::lock_for_fork();
 }
 
 extern "C" fn after_fork_parent() {
-    // SAFETY: `before_fork` left both locks held by this thread.
+    // SAFETY: `before_fork` left the three locks held by this thread.
     unsafe {
         arena::unlock_after_fork();
         REGISTRY.force_unlock();
+        crate::debug::unlock_after_fork();
     }
 }
 
 extern "C" fn after_fork_child() {
-    // SAFETY: the child's only thread is the one that held both locks in `before_fork`.
+    // SAFETY: the child's only thread is the one that held the locks in `before_fork`.
     unsafe {
         arena::unlock_after_fork();
         REGISTRY.force_unlock();
+        crate::debug::unlock_after_fork();
     }
     // The heaps of the parent's other threads stay attached to threads that do not exist
     // here: no thread's word points to them, so every free into their pools is remote, and

@@ -66,7 +66,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         return malloc(size);
     }
     if size == 0 {
-        alloc::free_named(ptr.cast(), "realloc");
+        alloc::free_api(ptr.cast(), crate::debug::Api::C, "realloc");
         return ptr::null_mut();
     }
     let p = alloc::realloc(ptr.cast(), size);

@@ -24,6 +24,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::alloc;
+use crate::debug::Api;
 use crate::diag;
 
 /// A lazily resolved next definition of one of our symbols.
@@ -66,6 +67,17 @@ struct Domain {
     free: Next,
     /// HOOK_UNKNOWN until first asked, then whether the domain's allocator is a hook.
     hook: AtomicU8,
+}
+
+impl Domain {
+    /// The API family debug mode records for this domain.
+    fn api(&self) -> Api {
+        match self.id {
+            0 => Api::Raw,
+            1 => Api::Mem,
+            _ => Api::Obj,
+        }
+    }
 }
 
 const HOOK_UNKNOWN: u8 = 0;
@@ -161,7 +173,7 @@ fn py_malloc(d: &Domain, size: usize) -> *mut c_void {
     if size > PY_SSIZE_T_MAX {
         return ptr::null_mut();
     }
-    alloc::malloc(size.max(1)).cast()
+    alloc::malloc_api(size.max(1), d.api()).cast()
 }
 
 fn py_calloc(d: &Domain, nelem: usize, elsize: usize) -> *mut c_void {
@@ -172,7 +184,7 @@ fn py_calloc(d: &Domain, nelem: usize, elsize: usize) -> *mut c_void {
         }
     }
     match nelem.checked_mul(elsize) {
-        Some(total) if total <= PY_SSIZE_T_MAX => alloc::calloc(total.max(1)).cast(),
+        Some(total) if total <= PY_SSIZE_T_MAX => alloc::calloc_api(total.max(1), d.api()).cast(),
         _ => ptr::null_mut(),
     }
 }
@@ -190,7 +202,7 @@ fn py_realloc(d: &Domain, p: *mut c_void, size: usize, func: &str) -> *mut c_voi
     if size > PY_SSIZE_T_MAX {
         return ptr::null_mut();
     }
-    alloc::realloc_named(p.cast(), size.max(1), func).cast()
+    alloc::realloc_api(p.cast(), size.max(1), d.api(), func).cast()
 }
 
 fn py_free(d: &Domain, p: *mut c_void, func: &str) {
@@ -198,7 +210,7 @@ fn py_free(d: &Domain, p: *mut c_void, func: &str) {
         return;
     }
     if !d.hooked() && alloc::owns(p.cast()) {
-        alloc::free_named(p.cast(), func);
+        alloc::free_api(p.cast(), d.api(), func);
         return;
     }
     // Through the hook, or libpython's own block: libpython's free.  (A block of ours that

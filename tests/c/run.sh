@@ -46,7 +46,7 @@ fi
 mkdir -p "$OUT" || exit 2
 
 # name  time-limit(s)  [source]  (test_abi_static: test_abi linked with libarenalloc.a)
-TESTS=("test_abi 60" "test_threads 120" "test_oom 60" "test_misuse 60")
+TESTS=("test_abi 60" "test_threads 120" "test_oom 60" "test_misuse 60" "test_debug 120")
 [ "$MODE" = arenalloc ] && TESTS+=("test_abi_static 60 test_abi")
 failed=()
 
