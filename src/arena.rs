@@ -419,6 +419,9 @@ pub unsafe fn release_pool(pool: *mut Pool) {
             // Under the lock, so that `live_blocks` (which holds it) never meets an arena
             // that is being unmapped.
             ownership::unregister(base, ARENA_SIZE);
+        } else if !decommit {
+            // SAFETY: the lock is held and the arena stays mapped.
+            unsafe { purge(a, PURGE_SLOTS) };
         }
         unmap
     };
@@ -474,37 +477,14 @@ pub fn for_each_pool(mut f: impl FnMut(&PoolSnapshot)) {
 }
 
 /// Gives the OS back what the arenas hold but do not use (for `malloc_trim`): the pages of
-/// every free slot that may hold data (small pools are not decommitted when released, to
-/// spare a system call per pool), and every spare arena.  Returns the bytes given back.
+/// every free slot that may hold data, and every spare arena.  Returns the bytes given back.
 pub fn trim() -> usize {
     let mut released = 0;
     {
-        let list = ARENAS.lock();
-        let _ = &list;
+        let _list = ARENAS.lock();
         ownership::for_each_arena(|base| {
-            let a = base as *mut Arena;
-            let mut slot = 1;
-            while slot < SLOTS_PER_ARENA {
-                // A run of free, dirty slots, decommitted in one call.
-                let mut end = slot;
-                // SAFETY: lock held: slot ownership (the bits) cannot change; free entries
-                // belong to nobody.
-                unsafe {
-                    while end < SLOTS_PER_ARENA
-                        && (*a).info.in_use[end / 64] >> (end % 64) & 1 == 0
-                        && (*Arena::entry(a, end)).dirty
-                    {
-                        end += 1;
-                    }
-                    if end > slot && os::decommit(Arena::slot_addr(a, slot), (end - slot) * SLOT_SIZE) {
-                        for s in slot..end {
-                            (*Arena::entry(a, s)).dirty = false;
-                        }
-                        released += (end - slot) * SLOT_SIZE;
-                    }
-                }
-                slot = end + 1;
-            }
+            // SAFETY: a registered arena; the lock is held.
+            released += unsafe { purge(base as *mut Arena, 1) };
         });
     }
     loop {
@@ -528,6 +508,45 @@ pub fn trim() -> usize {
     }
     released
 }
+
+/// Decommits the free slots of `a` that may hold data (small pools are not decommitted
+/// one by one when released: a system call per pool would cost churny programs dearly),
+/// when there are at least `at_least` of them.  Runs of slots go in one call each.
+/// Returns the bytes decommitted.
+///
+/// # Safety
+/// The arena lock must be held (slot ownership cannot change) and `a` must be live.
+unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
+    let is_free_and_dirty = |slot: usize| {
+        // SAFETY: the caller holds the lock; free entries belong to nobody.
+        unsafe { (*a).info.in_use[slot / 64] >> (slot % 64) & 1 == 0 && (*Arena::entry(a, slot)).dirty }
+    };
+    if (1..SLOTS_PER_ARENA).filter(|&s| is_free_and_dirty(s)).count() < at_least {
+        return 0;
+    }
+    let mut released = 0;
+    let mut slot = 1;
+    while slot < SLOTS_PER_ARENA {
+        let mut end = slot;
+        while end < SLOTS_PER_ARENA && is_free_and_dirty(end) {
+            end += 1;
+        }
+        // SAFETY: the slots are free: nobody reads or writes them.
+        if end > slot && unsafe { os::decommit(Arena::slot_addr(a, slot), (end - slot) * SLOT_SIZE) } {
+            for s in slot..end {
+                // SAFETY: as above.
+                unsafe { (*Arena::entry(a, s)).dirty = false };
+            }
+            released += (end - slot) * SLOT_SIZE;
+        }
+        slot = end + 1;
+    }
+    released
+}
+
+/// Free slots that may hold data an arena keeps before they are decommitted together
+/// (256 KiB: at most 1/16 of an arena's memory stays resident unused).
+const PURGE_SLOTS: usize = 16;
 
 /// A snapshot of the arena counters.
 pub fn stats() -> ArenaStats {

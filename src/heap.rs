@@ -46,7 +46,14 @@ pub struct Heap {
     /// Registry links (guarded by the registry lock).
     pub next_all: *mut Heap,
     pub next_abandoned: *mut Heap,
+    /// Slow-path frees left before the next `maintain`.
+    maintenance_countdown: u32,
+    /// Set while `collect_remote` runs (it frees, and frees may call `maintain`).
+    collecting: bool,
 }
+
+/// Slow-path frees between two `maintain` calls.
+const MAINTENANCE_INTERVAL: u32 = 32;
 
 /// The pool every empty `usedpools` entry points at.  Nothing is ever written to it: the
 /// slow path checks for it before touching a pool.
@@ -118,6 +125,8 @@ impl Heap {
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
             (*this).next_all = ptr::null_mut();
             (*this).next_abandoned = ptr::null_mut();
+            (*this).maintenance_countdown = MAINTENANCE_INTERVAL;
+            (*this).collecting = false;
         }
     }
 
@@ -219,6 +228,25 @@ impl Heap {
         if pool.used == 0 {
             self.pool_emptied(pool);
         }
+        self.maintenance_countdown -= 1;
+        if self.maintenance_countdown == 0 {
+            self.maintenance_countdown = MAINTENANCE_INTERVAL;
+            self.maintain();
+        }
+    }
+
+    /// Every `MAINTENANCE_INTERVAL` slow-path frees: collect the blocks other threads
+    /// freed into this heap, and tidy one abandoned heap.  Otherwise both happen only when
+    /// an allocation runs out of blocks, and a thread that frees but seldom allocates
+    /// (or has plenty of free blocks) would keep other threads' freed memory from going
+    /// back to the OS indefinitely.
+    #[cold]
+    fn maintain(&mut self) {
+        if self.collecting {
+            return;
+        }
+        self.collect_remote("free");
+        crate::thread::tidy_abandoned_heap();
     }
 
     /// An empty pool returns to its arena, except that the heap keeps one empty pool per
@@ -244,6 +272,12 @@ impl Heap {
     /// its pool having gone back to the arenas in between), and each link must decode to an
     /// arena address (else the block was written to while it waited: use after free).
     pub fn collect_remote(&mut self, func: &str) {
+        let was_collecting = core::mem::replace(&mut self.collecting, true);
+        self.collect_remote_inner(func);
+        self.collecting = was_collecting;
+    }
+
+    fn collect_remote_inner(&mut self, func: &str) {
         let mut b = self.remote.take_all();
         while !b.is_null() {
             let Some(pool) = self.pool_of_remote_block(b) else {
