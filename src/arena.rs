@@ -19,7 +19,7 @@
 //! (CPython's `usable_arenas`), sorted by number of free slots, fewest first.  Pools are
 //! claimed from the first arena with room, so allocation concentrates in the most used arenas
 //! and the others get a chance to drain; an arena all of whose pools are empty is unmapped
-//! (keeping up to `SPARE_ARENAS` mapped against thrash).  The lock is taken only to claim
+//! (keeping up to `tunables::spare_arenas()` mapped against thrash).  The lock is taken only to claim
 //! or release a whole pool — never per block.  `mmap`/`munmap` happen outside the lock.
 //!
 //! Invariants (under the lock): an arena is on the list iff `free_slots > 0` and it is not
@@ -29,8 +29,7 @@
 use core::ptr;
 
 use crate::config::{
-    ARENA_MASK, ARENA_SIZE, MADVISE_MIN_SLOTS, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
-    SPARE_ARENAS,
+    tunables, ARENA_MASK, ARENA_SIZE, MADVISE_MIN_SLOTS, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
 };
 use crate::os;
 use crate::ownership;
@@ -282,7 +281,7 @@ impl ArenaList {
             }
             // Every pool is empty: keep it as a spare, or give it back.
             self.unlink(a);
-            if self.spare_count < SPARE_ARENAS {
+            if self.spare_count < tunables::spare_arenas() {
                 (*a).info.next = self.spare;
                 self.spare = a;
                 self.spare_count += 1;
@@ -421,7 +420,7 @@ pub unsafe fn release_pool(pool: *mut Pool) {
             ownership::unregister(base, ARENA_SIZE);
         } else if !decommit {
             // SAFETY: the lock is held and the arena stays mapped.
-            unsafe { purge(a, PURGE_SLOTS) };
+            unsafe { purge(a, tunables::purge_slots()) };
         }
         unmap
     };
@@ -544,9 +543,6 @@ unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
     released
 }
 
-/// Free slots that may hold data an arena keeps before they are decommitted together
-/// (256 KiB: at most 1/16 of an arena's memory stays resident unused).
-const PURGE_SLOTS: usize = 16;
 
 /// A snapshot of the arena counters.
 pub fn stats() -> ArenaStats {
@@ -682,11 +678,11 @@ mod tests {
                 unmapped += 1;
             }
         }
-        // All three emptied: SPARE_ARENAS kept, the rest handed back for unmapping.
-        assert_eq!(unmapped, 3 - SPARE_ARENAS);
-        assert_eq!(list.spare_count, SPARE_ARENAS);
+        // All three emptied: crate::config::SPARE_ARENAS kept, the rest handed back for unmapping.
+        assert_eq!(unmapped, 3 - crate::config::SPARE_ARENAS);
+        assert_eq!(list.spare_count, crate::config::SPARE_ARENAS);
         assert!(list.usable.is_null());
-        assert_eq!(list.stats.unmapped, 3 - SPARE_ARENAS);
+        assert_eq!(list.stats.unmapped, 3 - crate::config::SPARE_ARENAS);
         for &a in &arenas {
             ownership::unregister(a as usize, ARENA_SIZE);
             // SAFETY: the private list is dropped; the arenas were never shared.

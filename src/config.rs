@@ -52,12 +52,61 @@ pub const MAX_POOL_SLOTS: usize = 64;
 
 /// Empty arenas kept mapped (not returned to the OS) against alloc/free thrash at an arena
 /// boundary, as CPython's arena logic warns about.  Each costs at most 4 MiB of address
-/// space and only as much memory as it had touched.
+/// space and only as much memory as it had touched.  Default of the run-time tunable
+/// `ARENALLOC_SPARE_ARENAS` (see `tunables`).
 pub const SPARE_ARENAS: usize = 1;
 
 /// An empty pool spanning at least this many slots has its pages given back with
-/// `madvise(MADV_DONTNEED)` when it returns to its arena; smaller ones are reused dirty.
+/// `madvise(MADV_DONTNEED)` when it returns to its arena; smaller ones are reused dirty
+/// until their arena has `PURGE_SLOTS` such slots (see `arena::purge`).
 pub const MADVISE_MIN_SLOTS: usize = 4;
+
+/// Free slots holding data an arena keeps before decommitting them together (256 KiB: at
+/// most 1/16 of an arena stays resident unused).  Default of `ARENALLOC_PURGE_KIB`.
+pub const PURGE_SLOTS: usize = 16;
+
+/// Freed large mappings kept for reuse.  Default of `ARENALLOC_LARGE_CACHE`.
+pub const LARGE_CACHE_SLOTS: usize = 16;
+
+/// Run-time tunables: environment variables read once, by the first allocation (before any
+/// block is handed out), each bounded to a sane range.  See the README's table.
+pub mod tunables {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+
+    static SPARE_ARENAS: AtomicUsize = AtomicUsize::new(super::SPARE_ARENAS);
+    static PURGE_SLOTS: AtomicUsize = AtomicUsize::new(super::PURGE_SLOTS);
+    static LARGE_CACHE_SLOTS: AtomicUsize = AtomicUsize::new(super::LARGE_CACHE_SLOTS);
+
+    /// `ARENALLOC_SPARE_ARENAS` (0–64): empty arenas kept mapped.
+    pub fn spare_arenas() -> usize {
+        SPARE_ARENAS.load(Ordering::Relaxed)
+    }
+
+    /// `ARENALLOC_PURGE_KIB` (16–4096, in KiB, rounded to slots): free dirty memory an arena
+    /// keeps before giving it back.
+    pub fn purge_slots() -> usize {
+        PURGE_SLOTS.load(Ordering::Relaxed)
+    }
+
+    /// `ARENALLOC_LARGE_CACHE` (0–16): freed large mappings kept for reuse.
+    pub fn large_cache_slots() -> usize {
+        LARGE_CACHE_SLOTS.load(Ordering::Relaxed)
+    }
+
+    /// Reads the environment (once, at initialisation).
+    pub fn read_environment() {
+        if let Some(v) = crate::os::env_usize(c"ARENALLOC_SPARE_ARENAS") {
+            SPARE_ARENAS.store(v.min(64), Ordering::Relaxed);
+        }
+        if let Some(kib) = crate::os::env_usize(c"ARENALLOC_PURGE_KIB") {
+            let slots = kib.clamp(16, 4096) * 1024 / super::SLOT_SIZE;
+            PURGE_SLOTS.store(slots.max(1), Ordering::Relaxed);
+        }
+        if let Some(v) = crate::os::env_usize(c"ARENALLOC_LARGE_CACHE") {
+            LARGE_CACHE_SLOTS.store(v.min(super::LARGE_CACHE_SLOTS), Ordering::Relaxed);
+        }
+    }
+}
 
 /// Address bits covered by the ownership map (x86-64 and aarch64 user space, 4-level paging).
 pub const ADDRESS_BITS: usize = 48;

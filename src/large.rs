@@ -65,7 +65,7 @@ mod cache {
     /// Offers the mapping at `base` of `len` bytes; false when the cache is full.
     pub fn put(base: usize, len: usize) -> bool {
         let entry = base | (len / PAGE_SIZE);
-        SLOT.iter().any(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok())
+        SLOT.iter().take(crate::config::tunables::large_cache_slots()).any(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok())
     }
 
     /// Takes any cached mapping (to give it back to the OS); its base and length.

@@ -191,6 +191,27 @@ pub fn env_flag(name: &core::ffi::CStr) -> bool {
     first != 0 && !(first == b'0' as libc::c_char && unsafe { *v.add(1) } == 0)
 }
 
+/// The value of the environment variable `name` as a decimal number; None when unset or
+/// not a number.
+pub fn env_usize(name: &core::ffi::CStr) -> Option<usize> {
+    // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated string.
+    let mut v = unsafe { libc::getenv(name.as_ptr()) } as *const u8;
+    if v.is_null() {
+        return None;
+    }
+    let mut n: usize = 0;
+    let mut digits = 0;
+    // SAFETY: reading up to the NUL terminator.
+    while let c @ b'0'..=b'9' = unsafe { *v } {
+        n = n.saturating_mul(10).saturating_add((c - b'0') as usize);
+        digits += 1;
+        // SAFETY: not past the terminator yet.
+        v = unsafe { v.add(1) };
+    }
+    // SAFETY: `v` points at the first non-digit, at worst the terminator.
+    (digits > 0 && unsafe { *v } == 0).then_some(n)
+}
+
 /// The kernel's page size (asked once, then remembered).
 pub fn page_size() -> usize {
     static CACHED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
