@@ -3,7 +3,8 @@
 #   make test       every test (Rust unit tests, header freshness, C tests, real programs)
 #   make run        run the demo (Python object churn, every object from arenalloc)
 #   make run CMD="sort big.txt"   run any command with the library preloaded
-#   make bench      first benchmark: small-object churn, arenalloc vs glibc
+#   make bench      every workload under glibc, jemalloc, tcmalloc, mimalloc, arenalloc
+#                   (and pymalloc), interleaved: bench/results/ (BENCH_ARGS=--quick)
 #   make install PREFIX=/usr/local DESTDIR=
 
 CARGO   ?= cargo
@@ -19,7 +20,7 @@ A   := target/release/libarenalloc.a
 HDR := include/arenalloc.h
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all build test test-unit test-header test-no-panics test-c test-install test-programs run bench install clean
+.PHONY: all build test test-unit test-header test-no-panics test-c test-install test-programs test-memory-return run bench install clean
 
 all: build
 
@@ -27,7 +28,7 @@ build:
 	$(CARGO) build --release
 	@test -f $(SO) && test -f $(A) && test -f $(HDR)
 
-test: build test-unit test-header test-no-panics test-c test-install test-programs
+test: build test-unit test-header test-no-panics test-c test-install test-programs test-memory-return
 	@echo "make test: all tests passed"
 
 test-unit:
@@ -48,11 +49,15 @@ test-install: build
 test-programs: build
 	bash tests/programs.sh $(SO)
 
+test-memory-return: build
+	bash tests/memory_return.sh $(SO)
+
 run: build
 	scripts/arenalloc-run $(CMD)
 
+BENCH_ARGS ?=
 bench: build
-	bash scripts/bench-churn.sh
+	bash scripts/bench.sh $(BENCH_ARGS)
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig

@@ -1,56 +1,60 @@
-/* Small-object churn, one thread: a working set of 50,000 live blocks of random sizes
- * 8..512 bytes; each step frees a random live block and allocates a new one in its place,
- * writing its first and last byte (so the block is really used).  Prints the operations
- * (malloc+free pairs) per second.  Whatever malloc the process has is measured, so the
- * same binary compares allocators under LD_PRELOAD.
+/* Churn, one thread: a working set of LIVE blocks of random sizes; each step frees a random
+ * live block (checking the tag written into it) and allocates a new one in its place,
+ * writing its first and last byte and one byte in every 4 KiB page (so the block is really
+ * used).  Prints the operations (malloc+free pairs) per second on stdout; on stderr the
+ * operations per CPU second ("cpu N") and a checksum.  Whatever malloc the process has is measured, so the same binary compares
+ * allocators under LD_PRELOAD.
  *
- *   churn [steps [min max [live]]]   default 20,000,000 steps of 8..512 bytes, 50,000 live
+ *   churn [steps [min max [live [large_permille large_max]]]]
+ *
+ * default 20,000,000 steps of 8..512 bytes (uniform), 50,000 live.  With large_permille > 0,
+ * that many allocations in a thousand are "large": log-uniform in (max, large_max].
+ *   churn 10000000                          small objects (make bench: "small")
+ *   churn 1000000 512 65536 5000            medium objects
+ *   churn 1000000 512 65536 5000 10 8388608 medium, 1% large up to 8 MiB
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static inline uint64_t next_random(void) { /* xorshift64* */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ull;
-}
+#include "common.h"
 
 int main(int argc, char **argv) {
     long steps = argc > 1 ? atol(argv[1]) : 20000000L;
     size_t lo = argc > 3 ? (size_t)atol(argv[2]) : 8, hi = argc > 3 ? (size_t)atol(argv[3]) : 512;
     int LIVE = argc > 4 ? atoi(argv[4]) : 50000;
-    char **live = calloc((size_t)LIVE, sizeof *live);
+    unsigned permille = argc > 6 ? (unsigned)atoi(argv[5]) : 0;
+    size_t large_max = argc > 6 ? (size_t)atol(argv[6]) : hi;
+    if (steps < 1 || lo < 2 || hi < lo || LIVE < 1 || permille > 1000 || (permille && large_max <= hi))
+        die("usage: churn [steps [min>=2 max>=min [live [large_permille large_max>max]]]]");
+    unsigned char **live = calloc((size_t)LIVE, sizeof *live);
     size_t *size = calloc((size_t)LIVE, sizeof *size);
-    size_t span = hi - lo + 1;
+    if (!live || !size) die("out of memory");
+    rng_t rng = rng_seed(1);
+#define PICK_SIZE(r) (permille && (r) % 1000 < permille ? rng_logrange(&rng, hi + 1, large_max) \
+                                                         : lo + ((r) >> 32) % (hi - lo + 1))
     for (int i = 0; i < LIVE; i++) {
-        size[i] = lo + next_random() % span;
-        live[i] = malloc(size[i]);
-        live[i][0] = (char)i;
+        uint64_t r = rng_next(&rng);
+        size[i] = PICK_SIZE(r);
+        live[i] = xmalloc(size[i]);
+        touch(live[i], size[i], (unsigned char)i);
     }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = now_s(), c0 = cpu_s();
     unsigned long check = 0;
     for (long s = 0; s < steps; s++) {
-        uint64_t r = next_random();
-        int i = (int)(r % LIVE);
-        check += (unsigned char)live[i][0];
+        uint64_t r = rng_next(&rng);
+        int i = (int)((r & 0xffffffffu) % (unsigned)LIVE);
+        unsigned char tag = live[i][0];
+        if (!touched_ok(live[i], size[i], tag)) die("block %d corrupted", i);
+        check += tag;
         free(live[i]);
-        size[i] = lo + (r >> 32) % span;
+        r = rng_next(&rng);
+        size[i] = PICK_SIZE(r);
         live[i] = malloc(size[i]);
-        live[i][0] = (char)s;
-        live[i][size[i] - 1] = 1;
+        if (!live[i]) die("malloc(%zu) failed", size[i]);
+        touch(live[i], size[i], (unsigned char)s);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = now_s() - t0, cpus = cpu_s() - c0;
     for (int i = 0; i < LIVE; i++) free(live[i]);
     free(live);
     free(size);
-    double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-    printf("%.0f\n", steps / secs);
+    report_rates(steps, secs, cpus);
     fprintf(stderr, "checksum %lu\n", check);
     return 0;
 }

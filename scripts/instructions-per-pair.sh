@@ -1,22 +1,56 @@
 #!/usr/bin/env bash
 # Instructions per malloc+free pair on the fast path, counted by callgrind (repeatable on a
 # noisy machine): bench/pair.c run with two loop counts, the difference divided by the
-# extra iterations, so start-up costs cancel out.  Usage: instructions-per-pair.sh [LIB.so...]
-# (no argument: glibc and arenalloc).
+# extra iterations, so start-up costs cancel out.
+#
+#   instructions-per-pair.sh [--sizes 32,256] [--n N] [--csv] [ALLOC...]
+#
+# ALLOC is NAME=LIB.so, a bare LIB.so (named after the file), or "glibc" (no preload).
+# No ALLOC: glibc and arenalloc ($ARENALLOC_LIB or target/release/libarenalloc.so).
+# --csv prints "allocator,size,instructions" lines (scripts/bench.sh uses this).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sizes=32 n=1000000 csv=0 allocs=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --sizes) sizes=$2; shift 2 ;;
+        --n) n=$2; shift 2 ;;
+        --csv) csv=1; shift ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) allocs+=("$1"); shift ;;
+    esac
+done
+[ ${#allocs[@]} -gt 0 ] || allocs=(glibc "arenalloc=${ARENALLOC_LIB:-$PWD/target/release/libarenalloc.so}")
+command -v valgrind >/dev/null || { echo "instructions-per-pair.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 mkdir -p target/bench
-gcc -O2 -fno-builtin-malloc -fno-builtin-free -o target/bench/pair bench/pair.c
-ir() { # ir LIB N -> total instructions
-    if [ "$1" = glibc ]; then
-        valgrind --tool=callgrind --callgrind-out-file=/dev/null target/bench/pair "$2" 2>&1
+bin=target/bench/pair
+if [ ! -x $bin ] || [ bench/pair.c -nt $bin ]; then
+    gcc -O2 -fno-builtin-malloc -fno-builtin-free -o $bin.tmp.$$ bench/pair.c && mv $bin.tmp.$$ $bin
+fi
+ir() { # ir LIB N SIZE -> total instructions of the run
+    local out
+    if [ -z "$1" ]; then
+        out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $bin "$2" "$3" 2>&1)
     else
-        LD_PRELOAD=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null target/bench/pair "$2" 2>&1
-    fi | sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+        out=$(env LD_PRELOAD="$1" valgrind --tool=callgrind --callgrind-out-file=/dev/null $bin "$2" "$3" 2>&1)
+    fi
+    sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' <<<"$out" | grep . || { echo "callgrind failed: $out" >&2; return 1; }
 }
-libs=("$@")
-[ ${#libs[@]} -gt 0 ] || libs=(glibc "$PWD/target/release/libarenalloc.so")
-for lib in "${libs[@]}"; do
-    a=$(ir "$lib" 100000); b=$(ir "$lib" 1100000)
-    printf '%-40s %6.1f instructions per malloc(32)+free pair\n' "$(basename "$lib")" "$(echo "($b - $a) / 1000000" | bc -l)"
+[ $csv = 1 ] && echo "allocator,size,instructions"
+for spec in "${allocs[@]}"; do
+    case $spec in
+        glibc|glibc=*) name=glibc lib= ;;
+        *=*) name=${spec%%=*} lib=${spec#*=} ;;
+        *) name=$(basename "$spec" .so) lib=$spec ;;
+    esac
+    if [ -n "$lib" ]; then
+        [ -f "$lib" ] || { echo "instructions-per-pair.sh: $name: no such library: $lib" >&2; exit 1; }
+        lib=$(readlink -f "$lib")
+    fi
+    for size in ${sizes//,/ }; do
+        a=$(ir "$lib" $((n / 10)) "$size"); b=$(ir "$lib" $((n + n / 10)) "$size")
+        per=$(awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN{printf "%.1f", (b - a) / n}')
+        if [ $csv = 1 ]; then echo "$name,$size,$per"
+        else printf '%-12s %6s instructions per malloc(%s)+free pair\n' "$name" "$per" "$size"; fi
+    done
 done
