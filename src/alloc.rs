@@ -117,7 +117,10 @@ fn core_calloc(size: usize) -> *mut u8 {
     if size <= MEDIUM_MAX {
         return alloc_class(class_of(size), true);
     }
-    malloc_large(size) // fresh mappings are zero
+    if size > MAX_REQUEST {
+        return ptr::null_mut();
+    }
+    large::alloc(size, MIN_ALIGN, true)
 }
 
 #[cold]
@@ -125,7 +128,7 @@ fn malloc_large(size: usize) -> *mut u8 {
     if size > MAX_REQUEST {
         return ptr::null_mut();
     }
-    large::alloc(size, MIN_ALIGN)
+    large::alloc(size, MIN_ALIGN, false)
 }
 
 /// Allocates `size` zeroed bytes.  Null when out of memory.
@@ -161,7 +164,7 @@ pub fn core_memalign(align: usize, size: usize) -> *mut u8 {
     }
     match aligned_class_of(size, align) {
         Some(class) => alloc_class(class, false),
-        None => large::alloc(size, align),
+        None => large::alloc(size, align, false),
     }
 }
 

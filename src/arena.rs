@@ -29,7 +29,7 @@
 use core::ptr;
 
 use crate::config::{
-    tunables, ARENA_MASK, ARENA_SIZE, MADVISE_MIN_SLOTS, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
+    tunables, ARENA_MASK, ARENA_SIZE, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
 };
 use crate::os;
 use crate::ownership;
@@ -47,6 +47,9 @@ pub struct ArenaInfo {
     in_use: [u64; SLOTS_PER_ARENA / 64],
     /// Clear bits in `in_use`.
     free_slots: u32,
+    /// 0, or 1 + the aging rounds (`age`) since a released pool left free slots holding
+    /// data (not decommitted) in this arena.
+    dirty_rounds: u8,
 }
 
 /// The header of an arena: its first slot.
@@ -397,18 +400,16 @@ pub unsafe fn release_pool(pool: *mut Pool) {
     let first = (pool as usize - base) / core::mem::size_of::<Pool>();
     // SAFETY: the caller owns the pool; its entries are ours until the bits are cleared.
     let n = unsafe { (*pool).slots } as usize;
-    // SAFETY: the pool holds no live block; its slots are page aligned.  A refused
-    // decommit (locked memory) leaves the slots dirty, so they are not taken for zero.
-    let decommit = n >= MADVISE_MIN_SLOTS && unsafe { os::decommit(Arena::slot_addr(a, first), n * SLOT_SIZE) };
+    // The slots keep their pages: a pool claimed again soon reuses them without page
+    // faults.  They are decommitted once enough of them gather in the arena (`purge`),
+    // when they have sat unused through a few heap maintenance rounds (`age`), or by
+    // `malloc_trim`.
     for i in 0..n {
         let e = Arena::entry(a, first + i);
         // SAFETY: still ours (bits not yet cleared).
         unsafe {
             (*e).kind = kind::FREE;
             (*e).head_back = 0;
-            if decommit {
-                (*e).dirty = false;
-            }
         }
     }
     let unmap = {
@@ -418,9 +419,14 @@ pub unsafe fn release_pool(pool: *mut Pool) {
             // Under the lock, so that `live_blocks` (which holds it) never meets an arena
             // that is being unmapped.
             ownership::unregister(base, ARENA_SIZE);
-        } else if !decommit {
+        } else {
             // SAFETY: the lock is held and the arena stays mapped.
-            unsafe { purge(a, tunables::purge_slots()) };
+            unsafe {
+                if (*a).info.dirty_rounds == 0 {
+                    (*a).info.dirty_rounds = 1;
+                }
+                purge(a, tunables::purge_slots());
+            }
         }
         unmap
     };
@@ -516,14 +522,14 @@ pub fn trim() -> usize {
 /// # Safety
 /// The arena lock must be held (slot ownership cannot change) and `a` must be live.
 unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
-    let is_free_and_dirty = |slot: usize| {
-        // SAFETY: the caller holds the lock; free entries belong to nobody.
-        unsafe { (*a).info.in_use[slot / 64] >> (slot % 64) & 1 == 0 && (*Arena::entry(a, slot)).dirty }
-    };
+    // SAFETY: the caller holds the lock; free entries belong to nobody.
+    let is_free_and_dirty = move |slot: usize| unsafe { slot_is_free_and_dirty(a, slot) };
     if (1..SLOTS_PER_ARENA).filter(|&s| is_free_and_dirty(s)).count() < at_least {
         return 0;
     }
     let mut released = 0;
+    // SAFETY: the caller holds the lock.
+    unsafe { (*a).info.dirty_rounds = 0 };
     let mut slot = 1;
     while slot < SLOTS_PER_ARENA {
         let mut end = slot;
@@ -543,6 +549,43 @@ unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
     released
 }
 
+
+/// True when slot `slot` of `a` belongs to no pool and may hold data.
+///
+/// # Safety
+/// The arena lock must be held and `a` must be live.
+unsafe fn slot_is_free_and_dirty(a: *mut Arena, slot: usize) -> bool {
+    // SAFETY: the caller's guarantee; `slot < SLOTS_PER_ARENA` for every caller.
+    unsafe {
+        let in_use = ptr::addr_of!((*a).info.in_use).read();
+        in_use[(slot / 64) & 3] >> (slot % 64) & 1 == 0 && (*Arena::entry(a, slot)).dirty
+    }
+}
+
+/// Aging rounds after which free slots holding data are decommitted.
+const PURGE_AFTER_ROUNDS: u8 = 2;
+
+/// One aging round (from heap maintenance): arenas whose free slots have held data for
+/// `PURGE_AFTER_ROUNDS` rounds give those pages back.  Only arenas with free slots can
+/// hold any: those on the usable and spare lists.
+pub fn age() {
+    let list = ARENAS.lock();
+    for first in [list.usable, list.spare] {
+        let mut a = first;
+        while !a.is_null() {
+            // SAFETY: arenas on the lists are live; the lock is held.
+            unsafe {
+                let rounds = (*a).info.dirty_rounds;
+                if rounds > PURGE_AFTER_ROUNDS {
+                    purge(a, 1);
+                } else if rounds > 0 {
+                    (*a).info.dirty_rounds = rounds + 1;
+                }
+                a = (*a).info.next;
+            }
+        }
+    }
+}
 
 /// A snapshot of the arena counters.
 pub fn stats() -> ArenaStats {

@@ -55,6 +55,10 @@ pub struct Heap {
 /// Slow-path frees between two `maintain` calls.
 const MAINTENANCE_INTERVAL: u32 = 32;
 
+/// Least time between two aging rounds (see `maintain`), and when the last one ran.
+const AGING_INTERVAL_MS: u64 = 10;
+static LAST_AGING_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// The pool every empty `usedpools` entry points at.  Nothing is ever written to it: the
 /// slow path checks for it before touching a pool.
 struct EmptyPool(core::cell::UnsafeCell<Pool>);
@@ -247,6 +251,20 @@ impl Heap {
         }
         self.collect_remote("free");
         crate::thread::tidy_abandoned_heap();
+        // Memory freed but kept for reuse (free slots' pages, cached large mappings) goes
+        // back to the OS after it has sat unused through two aging rounds, which happen at
+        // most every AGING_INTERVAL_MS: a program that stops using memory gets it returned
+        // tens of milliseconds later, while churn keeps reusing it without page faults.
+        let now = crate::os::coarse_millis();
+        let last = LAST_AGING_MS.load(core::sync::atomic::Ordering::Relaxed);
+        if now.wrapping_sub(last) >= AGING_INTERVAL_MS
+            && LAST_AGING_MS
+                .compare_exchange(last, now, core::sync::atomic::Ordering::Relaxed, core::sync::atomic::Ordering::Relaxed)
+                .is_ok()
+        {
+            crate::large::age_cache();
+            arena::age();
+        }
     }
 
     /// An empty pool returns to its arena, except that the heap keeps one empty pool per

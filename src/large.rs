@@ -39,56 +39,113 @@ struct LargeHeader {
 }
 
 /// Freed large mappings kept for reuse, so a program that allocates and frees big buffers
-/// in a loop does not pay `mmap` + `munmap` (and the kernel's page-table teardown) each
-/// time.  A cached mapping's block pages are replaced by fresh ones (`os::refresh`) when it
-/// is cached, so the cache holds address space, not memory, and reused pages read as zero
-/// with default protection.  It stays in the ownership map, with `cached` set in its header, so a second free
-/// of the block is still caught.
+/// in a loop does not pay `mmap` + `munmap` and a page fault per page each time.
 ///
-/// Each slot holds `base | pages` (the base is 4 MiB-aligned, so the low 22 bits are free
-/// for the length in pages), or 0.  Slots are claimed and emptied with compare-and-swap:
-/// no lock, so nothing to hold across `fork()`.  A taker only touches a mapping after its
-/// CAS took it out of the cache.
+/// A mapping enters the cache *dirty* (its pages still resident, no system call) while the
+/// dirty mappings in the cache total at most `MAX_DIRTY`; beyond that, or once it has sat
+/// unused through two heap maintenance rounds (`age`, called from `Heap::maintain`), its
+/// pages are replaced by fresh ones (`os::refresh`) and it stays as address space only.
+/// Reusing a dirty mapping costs one `mprotect` (undoing any protection its last user left
+/// on it), and for `calloc` the refresh instead.  A cached mapping stays in the ownership
+/// map with `cached` set in its header, so a second free of the block is still caught.
+///
+/// Each slot holds `base | flags | pages` (the base is 4 MiB-aligned: the low 22 bits hold
+/// the length in pages, below 2^15, and two flags), or 0.  Slots are claimed and emptied
+/// with compare-and-swap: no lock, so nothing to hold across `fork()`.  A taker only
+/// touches a mapping after its CAS took it out of the cache.
 mod cache {
     use core::sync::atomic::{AtomicUsize, Ordering};
 
     use crate::config::{ARENA_MASK, PAGE_SIZE};
 
-    /// Mappings kept at most.
-    const SLOTS: usize = 16;
+    /// Mappings kept at most (`ARENALLOC_LARGE_CACHE` may lower it).
+    const SLOTS: usize = crate::config::LARGE_CACHE_SLOTS;
     /// Largest mapping kept (bytes); bigger ones are unmapped at once.
     pub const MAX_LEN: usize = 64 << 20;
-    const _: () = assert!(MAX_LEN / PAGE_SIZE <= ARENA_MASK);
+    /// Most bytes of dirty (resident) mappings the cache holds.
+    pub const MAX_DIRTY: usize = 64 << 20;
+    const PAGES_MASK: usize = (1 << 15) - 1;
+    /// The mapping's pages hold old data (are resident).
+    pub const DIRTY: usize = 1 << 20;
+    /// Dirty, and already seen by one `age` round.
+    const AGED: usize = 1 << 21;
+    const _: () = assert!(MAX_LEN / PAGE_SIZE <= PAGES_MASK && AGED <= ARENA_MASK && PAGES_MASK < DIRTY);
 
     static SLOT: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+    /// Bytes of the dirty mappings in the cache (an estimate while puts and takes race).
+    static DIRTY_BYTES: AtomicUsize = AtomicUsize::new(0);
 
-    /// Offers the mapping at `base` of `len` bytes; false when the cache is full.
-    pub fn put(base: usize, len: usize) -> bool {
-        let entry = base | (len / PAGE_SIZE);
-        SLOT.iter().take(crate::config::tunables::large_cache_slots()).any(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok())
+    fn len_of(entry: usize) -> usize {
+        (entry & PAGES_MASK) * PAGE_SIZE
     }
 
-    /// Takes any cached mapping (to give it back to the OS); its base and length.
-    pub fn take_any() -> Option<(usize, usize)> {
+    /// Room for `len` more dirty bytes?
+    pub fn dirty_room(len: usize) -> bool {
+        DIRTY_BYTES.load(Ordering::Relaxed) + len <= MAX_DIRTY
+    }
+
+    /// Offers the mapping at `base` of `len` bytes (`dirty`: its pages still resident);
+    /// false when the cache is full.
+    pub fn put(base: usize, len: usize, dirty: bool) -> bool {
+        let entry = base | (len / PAGE_SIZE) | if dirty { DIRTY } else { 0 };
+        let taken = SLOT
+            .iter()
+            .take(crate::config::tunables::large_cache_slots())
+            .any(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok());
+        if taken && dirty {
+            DIRTY_BYTES.fetch_add(len, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    fn took(entry: usize) -> (usize, usize, bool) {
+        let dirty = entry & DIRTY != 0;
+        if dirty {
+            DIRTY_BYTES.fetch_sub(len_of(entry), Ordering::Relaxed);
+        }
+        (entry & !ARENA_MASK, len_of(entry), dirty)
+    }
+
+    /// Takes a cached mapping of at least `len` bytes and at most twice that (bounded
+    /// waste of address space); returns its base, length and whether it is dirty.
+    pub fn take(len: usize) -> Option<(usize, usize, bool)> {
         for s in SLOT.iter() {
-            let entry = s.swap(0, Ordering::Acquire);
-            if entry != 0 {
-                return Some((entry & !ARENA_MASK, (entry & ARENA_MASK) * PAGE_SIZE));
+            let entry = s.load(Ordering::Relaxed);
+            let have = len_of(entry);
+            if entry != 0 && have >= len && have / 2 <= len
+                && s.compare_exchange(entry, 0, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                return Some(took(entry));
             }
         }
         None
     }
 
-    /// Takes a cached mapping of at least `len` bytes and at most twice that (bounded
-    /// waste of address space); returns its base and length.
-    pub fn take(len: usize) -> Option<(usize, usize)> {
+    /// Takes any cached mapping (to give it back to the OS).
+    pub fn take_any() -> Option<(usize, usize, bool)> {
+        for s in SLOT.iter() {
+            let entry = s.swap(0, Ordering::Acquire);
+            if entry != 0 {
+                return Some(took(entry));
+            }
+        }
+        None
+    }
+
+    /// One aging round: marks dirty mappings seen, and takes out one seen before (to be
+    /// refreshed and put back clean by the caller).
+    pub fn take_aged() -> Option<(usize, usize, bool)> {
         for s in SLOT.iter() {
             let entry = s.load(Ordering::Relaxed);
-            let have = (entry & ARENA_MASK) * PAGE_SIZE;
-            if entry != 0 && have >= len && have / 2 <= len
-                && s.compare_exchange(entry, 0, Ordering::Acquire, Ordering::Relaxed).is_ok()
-            {
-                return Some((entry & !ARENA_MASK, have));
+            if entry & DIRTY == 0 {
+                continue;
+            }
+            if entry & AGED != 0 {
+                if s.compare_exchange(entry, 0, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    return Some(took(entry));
+                }
+            } else {
+                let _ = s.compare_exchange(entry, entry | AGED, Ordering::Relaxed, Ordering::Relaxed);
             }
         }
         None
@@ -128,9 +185,10 @@ fn account_resize(old: usize, new: usize) {
     }
 }
 
-/// Maps a large block of `size` bytes aligned to `align` (a power of two).  Null on failure.
-pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    let p = alloc_mapping(size, align);
+/// Maps a large block of `size` bytes aligned to `align` (a power of two), zero-filled if
+/// `zeroed`.  Null on failure.
+pub fn alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    let p = alloc_mapping(size, align, zeroed);
     if !p.is_null() {
         // A system call (or a cache hit) per large block: one more atomic is noise here.
         LIVE.fetch_add(1, Ordering::Relaxed);
@@ -138,10 +196,19 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     p
 }
 
-fn alloc_mapping(size: usize, align: usize) -> *mut u8 {
+fn alloc_mapping(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let Some((offset, len)) = layout(size, align) else { return core::ptr::null_mut() };
     if offset == PAGE_SIZE {
-        if let Some((base, have)) = cache::take(len) {
+        if let Some((base, have, dirty)) = cache::take(len) {
+            let block = (base + PAGE_SIZE) as *mut u8;
+            // SAFETY: the cache gave us this mapping; its block pages hold nothing live.  A
+            // dirty one gets fresh pages for calloc, else just default protection back.
+            let ready = !dirty
+                || unsafe { if zeroed { os::refresh(block, have - PAGE_SIZE) } else { os::protect_rw(block, have - PAGE_SIZE) } };
+            if !ready {
+                release_mapping(base, have);
+                return alloc_mapping(size, align, zeroed);
+            }
             let h = base as *mut LargeHeader;
             // SAFETY: the cache gave us this mapping (header page intact, still registered).
             unsafe { h.write(LargeHeader { len: have, user: base + offset, base_align: ARENA_SIZE, cached: false }) };
@@ -224,30 +291,49 @@ pub fn free(base: usize, p: *mut u8, func: &str) {
     // SAFETY: checked: a live header.
     let (len, user) = unsafe { ((*h).len, (*h).user) };
     account_resize(len, 0);
-    // Cache it with fresh pages over the block (mmap MAP_FIXED, not madvise): they are
-    // zero even if the process locks its memory, and whatever `mprotect` the user left on
-    // the block (a guard page) is gone, as it would be with munmap.
-    // SAFETY: the block is being freed: its pages hold nothing anyone may read.
-    if user == base + PAGE_SIZE && len <= cache::MAX_LEN && unsafe { os::refresh(user as *mut u8, len - PAGE_SIZE) } {
-        // SAFETY: the header page is ours and untouched by the refresh.
-        unsafe { (*h).cached = true };
-        if cache::put(base, len) {
-            return;
+    // Cache it: as it is while the cache's dirty bytes allow (reuse then costs no page
+    // faults), else with fresh pages over the block (`os::refresh`: zero, read-write, and
+    // no longer resident).
+    if user == base + PAGE_SIZE && len <= cache::MAX_LEN {
+        let dirty = cache::dirty_room(len);
+        // SAFETY: the block is being freed: its pages hold nothing anyone may read.
+        if dirty || unsafe { os::refresh(user as *mut u8, len - PAGE_SIZE) } {
+            // SAFETY: the header page is ours and untouched by the refresh.
+            unsafe { (*h).cached = true };
+            if cache::put(base, len, dirty) {
+                return;
+            }
         }
     }
+    release_mapping(base, len);
+}
+
+/// Forgets and unmaps the mapping at `base` of `len` bytes.
+fn release_mapping(base: usize, len: usize) {
     ownership::unregister(base, len);
-    // SAFETY: the mapping is the user's block being freed; nobody may use it any more.
+    // SAFETY: the mapping is a block being freed (or a cached one we took): nobody may use
+    // it any more.
     unsafe { os::unmap(base as *mut u8, len) };
+}
+
+/// One aging round of the cache (from heap maintenance): dirty mappings unused since the
+/// previous round get fresh pages, so their memory goes back to the OS.
+pub fn age_cache() {
+    while let Some((base, len, _)) = cache::take_aged() {
+        // SAFETY: the cache held it: its block pages hold nothing live.
+        if unsafe { os::refresh((base + PAGE_SIZE) as *mut u8, len - PAGE_SIZE) } && cache::put(base, len, false) {
+            continue;
+        }
+        release_mapping(base, len);
+    }
 }
 
 /// Unmaps every cached mapping (for `malloc_trim`); returns the bytes of address space
 /// given back.
 pub fn trim() -> usize {
     let mut released = 0;
-    while let Some((base, len)) = cache::take_any() {
-        ownership::unregister(base, len);
-        // SAFETY: the cache held it: nobody else can reach the mapping.
-        unsafe { os::unmap(base as *mut u8, len) };
+    while let Some((base, len, _)) = cache::take_any() {
+        release_mapping(base, len);
         released += len;
     }
     released
@@ -342,7 +428,7 @@ mod tests {
     #[test]
     fn alloc_is_registered_aligned_and_zeroed() {
         for align in [16, PAGE_SIZE, 1 << 16, ARENA_SIZE, 2 * ARENA_SIZE] {
-            let p = alloc(3 << 20, align);
+            let p = alloc(3 << 20, align, false);
             assert!(!p.is_null());
             assert_eq!(p as usize % align.max(PAGE_SIZE), 0);
             let base = base_of(p);
@@ -360,7 +446,7 @@ mod tests {
 
     #[test]
     fn zero_byte_blocks_with_huge_alignment_lie_inside_their_mapping() {
-        let p = alloc(0, 2 * ARENA_SIZE);
+        let p = alloc(0, 2 * ARENA_SIZE, false);
         assert_eq!(p as usize % (2 * ARENA_SIZE), 0);
         let base = base_of(p);
         assert!(contains(base, p as usize));
@@ -369,32 +455,43 @@ mod tests {
     }
 
     #[test]
-    fn freed_mappings_are_reused_decommitted() {
+    fn freed_mappings_are_reused_dirty_for_malloc_and_zeroed_for_calloc() {
         // Distinctive sizes so other tests running in parallel do not take our mapping.
         let size = 5 * ARENA_SIZE + 12345;
-        let p = alloc(size, 16);
+        let p = alloc(size, 16, false);
         // SAFETY: a block of `size` bytes.
         unsafe { core::ptr::write_bytes(p, 0xEE, size) };
         let base = base_of(p);
         free(base, p, "test");
         // Still registered while cached (so a second free is caught), and handed out again
-        // for a request it fits, zeroed.
+        // for a request it fits: zeroed when calloc asks.
         assert_eq!(ownership::lookup(p as usize), Region::Large(base));
-        let q = alloc(size - 4096, 16);
+        let q = alloc(size - 4096, 16, true);
         assert_eq!(q, p, "the cached mapping is reused");
         // SAFETY: a block of at least `size - 4096` bytes.
         let s = unsafe { core::slice::from_raw_parts(q, size - 4096) };
-        assert!(s.iter().step_by(511).all(|&b| b == 0), "reused pages read as zero");
+        assert!(s.iter().step_by(511).all(|&b| b == 0), "calloc's reused pages read as zero");
+        // SAFETY: as above.
+        unsafe { core::ptr::write_bytes(q, 0xEE, size - 4096) };
         free(base_of(q), q, "test");
-        // A request less than half the cached length does not take it.
-        let r = alloc(ARENA_SIZE, 16);
-        assert_ne!(r, p);
+        // Two aging rounds give the pages back: reused then, they read as zero.
+        age_cache();
+        age_cache();
+        let r = alloc(size - 8192, 16, false);
+        assert_eq!(r, p, "the aged mapping is reused");
+        // SAFETY: a block of at least `size - 8192` bytes.
+        let s = unsafe { core::slice::from_raw_parts(r, size - 8192) };
+        assert!(s.iter().step_by(511).all(|&b| b == 0), "aged pages were given back");
         free(base_of(r), r, "test");
+        // A request less than half the cached length does not take it.
+        let t = alloc(ARENA_SIZE, 16, false);
+        assert_ne!(t, p);
+        free(base_of(t), t, "test");
     }
 
     #[test]
     fn realloc_keeps_contents_when_growing_and_shrinking() {
-        let mut p = alloc(2 << 20, 16);
+        let mut p = alloc(2 << 20, 16, false);
         // SAFETY: 2 MiB block of ours.
         unsafe { core::ptr::write_bytes(p, 0x5A, 2 << 20) };
         for size in [5 << 20, 20 << 20, 3 << 20, 64 << 20] {

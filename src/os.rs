@@ -118,6 +118,17 @@ pub unsafe fn refresh(p: *mut u8, len: usize) -> bool {
     r == p.cast()
 }
 
+/// Gives `[p, p+len)` back default protection (read-write), whatever `mprotect` the last
+/// user of the memory left on it.  False on failure.
+///
+/// # Safety
+/// The range must be page-aligned, inside one of our mappings, and hold no live data.
+#[must_use]
+pub unsafe fn protect_rw(p: *mut u8, len: usize) -> bool {
+    // SAFETY: the caller guarantees the range is ours.
+    unsafe { libc::mprotect(p.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+}
+
 /// Resizes the mapping at `p` without moving it.  Returns false when the neighbouring
 /// address space is taken (growth) — the mapping is then unchanged.
 ///
@@ -170,6 +181,15 @@ pub fn random_word() -> usize {
     mix = (mix ^ (mix >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     mix = (mix ^ (mix >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     (mix ^ (mix >> 31)) as usize
+}
+
+/// A millisecond clock for pacing background work: `CLOCK_MONOTONIC_COARSE`, read through
+/// the vDSO without a system call (a few milliseconds of resolution is plenty).
+pub fn coarse_millis() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1000).wrapping_add(ts.tv_nsec as u64 / 1_000_000)
 }
 
 /// The process id (for reports).
