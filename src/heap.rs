@@ -41,6 +41,8 @@ pub struct Heap {
     /// null.  A hint: the pool may have been allocated from since (then it is not empty and
     /// a newly emptied pool may take its place); it is always a pool this heap owns.
     kept_empty: [*mut Pool; CLASSES],
+    /// Per class, the last pool of the used list, or null when the list is empty.
+    tails: [*mut Pool; CLASSES],
     /// Blocks freed into this heap's pools by other threads.
     pub remote: RemoteFree,
     /// Registry links (guarded by the registry lock).
@@ -125,6 +127,7 @@ impl Heap {
             for c in 0..CLASSES {
                 (*this).usedpools[c] = empty_pool();
                 (*this).kept_empty[c] = ptr::null_mut();
+                (*this).tails[c] = ptr::null_mut();
             }
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
             (*this).next_all = ptr::null_mut();
@@ -227,7 +230,7 @@ impl Heap {
     fn free_generic(&mut self, pool: &mut Pool) {
         if pool.state == state::FULL {
             pool.mark_used();
-            self.push_front(pool);
+            self.push_back(pool);
         }
         if pool.used == 0 {
             self.pool_emptied(pool);
@@ -356,12 +359,35 @@ impl Heap {
         }
     }
 
+    fn tail_mut(&mut self, class: usize) -> &mut *mut Pool {
+        debug_assert!(class < CLASSES);
+        // SAFETY: class < CLASSES.
+        unsafe { self.tails.get_unchecked_mut(class) }
+    }
+
+    /// Appends `pool` to its class's used list: a pool that comes back from *full* waits
+    /// behind the others, gathering more freed blocks before the fast path drains it again
+    /// (each visit then serves more allocations between two slow paths).
+    fn push_back(&mut self, pool: &mut Pool) {
+        let class = pool.class as usize;
+        let tail = *self.tail_mut(class);
+        if tail.is_null() {
+            return self.push_front(pool);
+        }
+        pool.next = ptr::null_mut();
+        pool.prev = tail;
+        // SAFETY: `tail` is a live pool on our list.
+        unsafe { (*tail).next = pool };
+        *self.tail_mut(class) = pool;
+    }
+
     fn push_front(&mut self, pool: &mut Pool) {
         let class = pool.class as usize;
         let head = self.list(class);
         pool.prev = ptr::null_mut();
         if head == empty_pool() {
             pool.next = ptr::null_mut();
+            *self.tail_mut(class) = pool;
         } else {
             pool.next = head;
             // SAFETY: `head` is a live pool on our list.
@@ -381,6 +407,8 @@ impl Heap {
             }
             if !pool.next.is_null() {
                 (*pool.next).prev = pool.prev;
+            } else {
+                *self.tail_mut(class) = pool.prev;
             }
         }
         pool.next = ptr::null_mut();
