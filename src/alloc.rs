@@ -1,10 +1,13 @@
 //! The allocator's front: one function per operation, choosing between the thread heap
 //! (sizes up to `MEDIUM_MAX`) and large mappings, and between local and remote frees.
 //!
-//! These functions speak Rust (null for failure, no `errno`); `ffi/` wraps them in the C
-//! ABI.  Every pointer is checked against the ownership map before it is trusted: a
-//! pointer that is not ours, or not the start of a live block we can identify, ends in a
-//! diagnostic and `abort()`, naming the C function (`func`) the user called.
+//! These functions speak Rust (null for failure); `ffi/` wraps them in the C ABI.  One
+//! exception, for the fast path's sake: `malloc`'s slow paths set `errno` to `ENOMEM`
+//! themselves when they fail, so the C `malloc` is a tail call with no stack frame.
+//!
+//! Every pointer is checked against the ownership map before it is trusted: a pointer that
+//! is not ours, or not the start of a live block we can identify, ends in a diagnostic and
+//! `abort()`, naming the C function (`func`) the user called.
 
 use core::ptr;
 
@@ -47,8 +50,12 @@ fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
 fn alloc_class_attach(class: usize, zeroed: bool) -> *mut u8 {
     let heap = thread::heap();
     if heap.is_null() {
-        return thread::with_transient_heap(|heap| if zeroed { heap.alloc_zeroed(class) } else { heap.alloc(class) })
+        let b = thread::with_transient_heap(|heap| if zeroed { heap.alloc_zeroed(class) } else { heap.alloc(class) })
             .unwrap_or(ptr::null_mut());
+        if b.is_null() {
+            os::set_errno(libc::ENOMEM);
+        }
+        return b;
     }
     // SAFETY: a thread's heap is used only by that thread.
     let heap = unsafe { &mut *heap };
@@ -94,6 +101,14 @@ pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize, api: Api, zeroed: bool) -> *mut u8 {
+    let p = malloc_slow_inner(size, api, zeroed);
+    if p.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    p
+}
+
+fn malloc_slow_inner(size: usize, api: Api, zeroed: bool) -> *mut u8 {
     thread::ensure_init();
     if debug::enabled() {
         return debug::alloc(api, size, MIN_ALIGN, zeroed);
@@ -230,9 +245,19 @@ pub fn free(p: *mut u8) {
 pub fn free_api(p: *mut u8, api: Api, func: &str) {
     if let Some(base) = ownership::arena_of(p as usize) {
         if let Some((pool, offset)) = arena::pool_of(base, p as usize) {
-            // SAFETY: `pool_of` returns live pool heads only.
-            if unsafe { (*pool).is_block_offset(offset) } {
-                return free_in_pool(pool, p, func);
+            // SAFETY: `pool_of` returns live pool heads only; a live pool's owner is set,
+            // and heaps are never unmapped.
+            unsafe {
+                let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
+                if owner == thread::current_heap() {
+                    // Ours: the block must be one the pool has carved (`bump` is ours).
+                    if (*pool).is_carved_block_offset(offset) {
+                        return (*owner).free_local(pool, p.cast::<Block>(), func);
+                    }
+                } else if (*pool).is_block_offset(offset) {
+                    // Another thread's (or a thread without a heap frees): its remote stack.
+                    return (*owner).remote.push(p.cast::<Block>());
+                }
             }
         }
     }
@@ -286,6 +311,10 @@ fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
     if owner == thread::current_heap() {
         // The pool belongs to the calling thread's heap (a thread without a heap, such as
         // one past its exit destructor, has null here and frees remotely).
+        // SAFETY: `pool` is live; its `bump` is ours to read.
+        if !unsafe { (*pool).is_carved_block_offset((p as usize - (*pool).start() as usize) as u32) } {
+            diag::misuse(func, p, "pointer to a block that was never allocated");
+        }
         // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.
         unsafe { (*owner).free_local(pool, p.cast::<Block>(), func) };
     } else {

@@ -50,7 +50,17 @@ pub struct ArenaInfo {
     /// 0, or 1 + the aging rounds (`age`) since a released pool left free slots holding
     /// data (not decommitted) in this arena.
     dirty_rounds: u8,
+    /// Always zero.  `ArenaInfo` sits where pool-table entry 0 would, and these bytes are
+    /// where an entry keeps `kind` and `head_back`: so entry 0 reads as a FREE entry, and
+    /// `pool_of` needs no test for the header slot.
+    reads_as_free_entry: [u8; 11],
 }
+
+const _: () = {
+    let zero_from = core::mem::offset_of!(ArenaInfo, reads_as_free_entry);
+    assert!(core::mem::offset_of!(Pool, kind) >= zero_from && core::mem::offset_of!(Pool, kind) < 64);
+    assert!(core::mem::offset_of!(Pool, head_back) >= zero_from && core::mem::offset_of!(Pool, head_back) < 64);
+};
 
 /// The header of an arena: its first slot.
 #[repr(C)]
@@ -67,7 +77,7 @@ impl Arena {
     /// The pool-table entry of slot `slot` (1 ≤ slot < SLOTS_PER_ARENA).
     #[inline(always)]
     fn entry(this: *mut Arena, slot: usize) -> *mut Pool {
-        debug_assert!(slot >= 1 && slot < SLOTS_PER_ARENA);
+        debug_assert!(slot < SLOTS_PER_ARENA); // 0: the ArenaInfo, read as a free entry
         // SAFETY-free arithmetic: entry `slot` sits `slot` pool-sized steps into the header.
         (this as usize + slot * core::mem::size_of::<Pool>()) as *mut Pool
     }
@@ -84,11 +94,9 @@ impl Arena {
 pub fn pool_of(arena_base: usize, addr: usize) -> Option<(*mut Pool, u32)> {
     let in_arena = addr & ARENA_MASK;
     let slot = in_arena >> SLOT_SHIFT;
-    if slot == 0 {
-        return None;
-    }
     // SAFETY: the entry lies in the header slot of a live arena (the ownership map said so);
-    // `head_back` is 0 for heads and free slots and at most `slot - 1` for tails.
+    // `head_back` is 0 for heads, free slots and slot 0 (`ArenaInfo` reads as a free entry),
+    // and at most `slot - 1` for tails.
     let head_slot = slot - unsafe { (*Arena::entry(arena_base as *mut Arena, slot)).head_back } as usize;
     let head = Arena::entry(arena_base as *mut Arena, head_slot);
     // SAFETY: as above, `head` is an entry of the same table.

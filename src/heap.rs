@@ -146,7 +146,19 @@ impl Heap {
         if !b.is_null() {
             return b.cast();
         }
-        self.alloc_generic(class).0.cast()
+        self.alloc_slow(class)
+    }
+
+    /// `alloc`'s slow path as a plain pointer-returning call that sets `errno` itself on
+    /// failure, so `malloc` can end in a tail call and needs no stack frame of its own.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&mut self, class: usize) -> *mut u8 {
+        let b = self.alloc_generic(class).0;
+        if b.is_null() {
+            crate::os::set_errno(libc::ENOMEM);
+        }
+        b.cast()
     }
 
     /// Allocates a zero-filled block of `class` (for calloc): recycled blocks are cleared,
@@ -328,8 +340,8 @@ impl Heap {
         let (pool, offset) = arena::pool_of(base, b as usize)?;
         // SAFETY: `pool_of` returns live pool heads.
         let ours = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) } == self as *const Heap as *mut Heap;
-        // SAFETY: as above.
-        (ours && unsafe { (*pool).is_block_offset(offset) }).then_some(pool)
+        // SAFETY: as above; the pool is ours, so is its `bump`.
+        (ours && unsafe { (*pool).is_carved_block_offset(offset) }).then_some(pool)
     }
 
     /// Before the heap is abandoned (its thread exits): collect remote frees and return

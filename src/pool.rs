@@ -316,10 +316,11 @@ impl Pool {
     }
 
     /// Returns a block to the local free list.  Aborts, naming `func`, when the block is
-    /// free already (double free) or was never handed out.
+    /// free already (double free).
     ///
     /// # Safety
-    /// `b` must be the start of a block of this pool (`is_block_start`).
+    /// `b` must be the start of a block of this pool that has been carved
+    /// (`is_carved_block_offset`).
     #[inline(always)]
     pub unsafe fn push_free(&mut self, b: *mut Block, func: &str) {
         let start = self.start() as usize;
@@ -328,9 +329,6 @@ impl Pool {
         let word = unsafe { b.cast::<usize>().read() };
         if self.may_link_to(Link::decode_with(key, word, b), start) {
             crate::diag::misuse(func, b.cast(), "double free: the block is already free");
-        }
-        if b as usize - start >= self.bump as usize {
-            crate::diag::misuse(func, b.cast(), "pointer to a block that was never allocated");
         }
         // SAFETY: the block is ours and no longer in use: its first word is free to link.
         unsafe { b.cast::<usize>().write(Link::encode_with(key, self.free, b)) };
@@ -393,6 +391,13 @@ impl Pool {
     pub fn is_block_start(&self, p: usize) -> bool {
         let offset = p.wrapping_sub(self.start() as usize);
         offset <= u32::MAX as usize && self.is_block_offset(offset as u32)
+    }
+
+    /// `is_block_offset`, and the block has been carved (handed out at least once): for
+    /// the owner thread only, which alone moves `bump`.
+    #[inline(always)]
+    pub fn is_carved_block_offset(&self, offset: u32) -> bool {
+        offset < self.bump && divisor_of_class(self.class as usize).divides(offset)
     }
 
     /// `is_block_start` for an address `offset` bytes into the pool.

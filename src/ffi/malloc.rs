@@ -14,11 +14,8 @@ use crate::os::set_errno;
 /// above `PTRDIFF_MAX`).
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    let p = alloc::malloc(size);
-    if p.is_null() {
-        set_errno(libc::ENOMEM);
-    }
-    p.cast()
+    // On failure the allocator's slow paths have set errno to ENOMEM (see alloc.rs).
+    alloc::malloc(size).cast()
 }
 
 /// Frees a block returned by any allocation function of this library.  `free(NULL)` does
