@@ -50,10 +50,13 @@ pub struct ArenaInfo {
     /// 0, or 1 + the aging rounds (`age`) since a released pool left free slots holding
     /// data (not decommitted) in this arena.
     dirty_rounds: u8,
+    /// Free slots whose pages may hold data (`Pool::dirty` set on a free entry): what
+    /// `purge` would decommit.  Kept under the lock, so purging need not scan for them.
+    dirty_free: u16,
     /// Always zero.  `ArenaInfo` sits where pool-table entry 0 would, and these bytes are
     /// where an entry keeps `kind` and `head_back`: so entry 0 reads as a FREE entry, and
     /// `pool_of` needs no test for the header slot.
-    reads_as_free_entry: [u8; 11],
+    reads_as_free_entry: [u8; 8],
 }
 
 const _: () = {
@@ -258,6 +261,11 @@ impl ArenaList {
                 if (*a).info.free_slots as usize >= n {
                     if let Some(first) = find_run(&(*a).info.in_use, n) {
                         set_bits(&mut (*a).info.in_use, first, n, true);
+                        for slot in first..first + n {
+                            if (*Arena::entry(a, slot)).dirty {
+                                (*a).info.dirty_free -= 1;
+                            }
+                        }
                         (*a).info.free_slots -= n as u32;
                         if (*a).info.free_slots == 0 {
                             self.unlink(a);
@@ -430,6 +438,7 @@ pub unsafe fn release_pool(pool: *mut Pool) {
         } else {
             // SAFETY: the lock is held and the arena stays mapped.
             unsafe {
+                (*a).info.dirty_free += n as u16;
                 if (*a).info.dirty_rounds == 0 {
                     (*a).info.dirty_rounds = 1;
                 }
@@ -532,7 +541,8 @@ pub fn trim() -> usize {
 unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
     // SAFETY: the caller holds the lock; free entries belong to nobody.
     let is_free_and_dirty = move |slot: usize| unsafe { slot_is_free_and_dirty(a, slot) };
-    if (1..SLOTS_PER_ARENA).filter(|&s| is_free_and_dirty(s)).count() < at_least {
+    // SAFETY: the caller holds the lock.
+    if (unsafe { (*a).info.dirty_free } as usize) < at_least.max(1) {
         return 0;
     }
     let mut released = 0;
@@ -548,7 +558,10 @@ unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
         if end > slot && unsafe { os::decommit(Arena::slot_addr(a, slot), (end - slot) * SLOT_SIZE) } {
             for s in slot..end {
                 // SAFETY: as above.
-                unsafe { (*Arena::entry(a, s)).dirty = false };
+                unsafe {
+                    (*Arena::entry(a, s)).dirty = false;
+                    (*a).info.dirty_free -= 1;
+                }
             }
             released += (end - slot) * SLOT_SIZE;
         }

@@ -312,24 +312,27 @@ impl Heap {
 
     fn collect_remote_inner(&mut self, func: &str) {
         let mut b = self.remote.take_all();
+        let mut prev: *mut Block = ptr::null_mut();
         while !b.is_null() {
             let Some(pool) = self.pool_of_remote_block(b) else {
+                // Not a block of ours.  Reached through a link that decodes to no arena
+                // address: the previous block was written to while it waited.  Else it
+                // was ours once and freed twice by other threads, its pool having gone
+                // back to the arenas in between.
+                if !prev.is_null() && crate::ownership::arena_of(b as usize).is_none() {
+                    crate::diag::misuse(func, prev.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
+                }
                 crate::diag::misuse(func, b.cast(), "double free: the block is already free");
             };
-            // SAFETY: `pool` is a live pool of ours and `b` one of its blocks.
-            if unsafe { (*pool).looks_free(b) } {
-                // Met twice on this stack (freed twice by other threads): the first time
-                // round it went on the pool's free list.
-                crate::diag::misuse(func, b.cast(), "double free: the block is already free");
-            }
             // SAFETY: a block of a pool of ours, taken from the stack; its link was written
             // by the pushing thread before its Release CAS (see remote.rs).
             let next = unsafe { RemoteFree::next_of(b) };
-            if !next.is_null() && crate::ownership::arena_of(next as usize).is_none() {
-                crate::diag::misuse(func, b.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
-            }
-            // SAFETY: as above.
+            // SAFETY: as above.  A block met twice on this stack (freed twice by other
+            // threads) went on the pool's free list the first time round: `push_free`
+            // then finds its link and reports the double free, before `next` (read from
+            // that link) is followed.
             unsafe { self.free_local(pool, b, func) };
+            prev = b;
             b = next;
         }
     }
