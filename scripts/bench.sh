@@ -294,7 +294,7 @@ meta=$out/meta.txt
             ver=$("$PYTHON_BIN" -c 'import ctypes, sys
 f = getattr(ctypes.CDLL(sys.argv[1]), "arenalloc_version", None)
 if f: f.restype = ctypes.c_char_p; print("arenalloc " + f().decode())' "$l" 2>/dev/null) || true
-            case $src in "$ROOT"/*) ver="${ver:-?}, built from $(git rev-parse --short HEAD 2>/dev/null)$(git status --porcelain -- src 2>/dev/null | grep -q . && echo '+local changes')" ;; esac
+            case $src in "$ROOT"/*) ver="${ver:-?}, built from $(git rev-parse --short HEAD 2>/dev/null)$(git status --porcelain -- src 2>/dev/null | grep -q . && echo '+local changes' || true)" ;; esac
         fi
         echo "alloc.$n=$src|${ver:-unknown}|$(sha256sum "$l" | cut -c1-12)"
     done
