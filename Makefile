@@ -1,6 +1,8 @@
 # arenalloc — build, test, run, install.
 #   make            build libarenalloc.so, libarenalloc.a and include/arenalloc.h
-#   make test       every test (Rust unit tests, header freshness, C tests, real programs)
+#   make test       every test (Rust unit tests, header freshness, C tests, memory return,
+#                   stress: real programs and C stress programs, preloaded)
+#   make stress-full  scripts/stress.sh --full (the whole CPython suite; about an hour)
 #   make run        run the demo (Python object churn, every object from arenalloc)
 #   make run CMD="sort big.txt"   run any command with the library preloaded
 #   make bench      every workload under glibc, jemalloc, tcmalloc, mimalloc, arenalloc
@@ -20,7 +22,7 @@ A   := target/release/libarenalloc.a
 HDR := include/arenalloc.h
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all build test test-unit test-header test-no-panics test-c test-install test-programs test-memory-return run bench install clean
+.PHONY: all build test test-unit test-header test-no-panics test-c test-install test-stress test-memory-return stress-full run bench install clean
 
 all: build
 
@@ -28,7 +30,7 @@ build:
 	$(CARGO) build --release
 	@test -f $(SO) && test -f $(A) && test -f $(HDR)
 
-test: build test-unit test-header test-no-panics test-c test-install test-programs test-memory-return
+test: build test-unit test-header test-no-panics test-c test-install test-memory-return test-stress
 	@echo "make test: all tests passed"
 
 test-unit:
@@ -46,8 +48,16 @@ test-c: build
 test-install: build
 	bash tests/install.sh
 
-test-programs: build
-	bash tests/programs.sh $(SO)
+# The stress scripts' own self-tests first (they must catch a corrupting allocator and a
+# preload that did not take effect), then real programs and the C stress programs.
+test-stress: build
+	bash tests/stress/selftest.sh --no-baseline
+	bash tests/stress_selftest.sh
+	bash scripts/stress.sh --quick --alloc $(SO)
+
+# Minutes to an hour: the whole CPython suite, larger inputs, repeated runs.
+stress-full: build
+	bash scripts/stress.sh --full --alloc $(SO)
 
 test-memory-return: build
 	bash tests/memory_return.sh $(SO)

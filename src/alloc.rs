@@ -426,3 +426,112 @@ pub fn trim() -> usize {
     }
     arena::trim() + large::trim()
 }
+
+#[cfg(test)]
+mod tests {
+    //! A model-based test: random sequences of the C operations against a shadow model of
+    //! what each live block must hold.
+
+    use super::*;
+    use std::vec::Vec;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        /// Sizes spread over the small, medium and large ranges (mostly small).
+        fn size(&mut self) -> usize {
+            match self.below(100) {
+                0..=69 => self.below(600) as usize,
+                70..=96 => 512 + self.below(200_000) as usize,
+                _ => 1 << 20 | self.below(3 << 20) as usize,
+            }
+        }
+    }
+
+    /// A live block in the model: where, how big, and the byte it was filled with.
+    struct Live {
+        p: *mut u8,
+        size: usize,
+        fill: u8,
+    }
+
+    /// The bytes the model checks: all of a small block, the ends and a stride of a big one.
+    fn checked_offsets(size: usize) -> impl Iterator<Item = usize> {
+        let stride = if size <= 8192 { 1 } else { 509 };
+        (0..size).step_by(stride).chain(size.saturating_sub(64)..size)
+    }
+
+    fn fill(b: &Live) {
+        // SAFETY: the block is live and `size` bytes long.
+        unsafe { ptr::write_bytes(b.p, b.fill, b.size) };
+    }
+
+    fn verify(b: &Live, what: &str) {
+        for i in checked_offsets(b.size) {
+            // SAFETY: as above.
+            let v = unsafe { *b.p.add(i) };
+            assert_eq!(v, b.fill, "{what}: block {:?} of {} bytes changed at +{i}", b.p, b.size);
+        }
+    }
+
+    #[test]
+    fn random_operations_keep_every_block_intact() {
+        let mut rng = Rng(0x5EED_1234_ABCD_0001);
+        let mut live: Vec<Live> = Vec::new();
+        let mut fill_byte = 1u8;
+        for step in 0..30_000 {
+            fill_byte = fill_byte.wrapping_add(1).max(1);
+            let op = rng.below(100);
+            if live.len() < 400 && op < 45 {
+                let size = rng.size();
+                let (p, zeroed, align) = match rng.below(3) {
+                    0 => (malloc(size), false, MIN_ALIGN),
+                    1 => (calloc(size), true, MIN_ALIGN),
+                    _ => {
+                        let align = 1usize << (4 + rng.below(14)); // 16 B .. 128 KiB
+                        (memalign(align, size), false, align)
+                    }
+                };
+                assert!(!p.is_null(), "step {step}: allocation of {size} failed");
+                assert_eq!(p as usize % align, 0, "step {step}: {p:?} not aligned to {align}");
+                assert!(usable_size(p) >= size, "step {step}: usable size below {size}");
+                let b = Live { p, size, fill: fill_byte };
+                if zeroed {
+                    for i in checked_offsets(size) {
+                        // SAFETY: a fresh block of `size` bytes.
+                        assert_eq!(unsafe { *p.add(i) }, 0, "step {step}: calloc'd byte +{i} not zero");
+                    }
+                }
+                fill(&b);
+                live.push(b);
+            } else if !live.is_empty() && op < 75 {
+                let b = live.swap_remove(rng.below(live.len() as u64) as usize);
+                verify(&b, "before free");
+                free(b.p);
+            } else if !live.is_empty() {
+                let i = rng.below(live.len() as u64) as usize;
+                verify(&live[i], "before realloc");
+                let new_size = rng.size().max(1);
+                let q = realloc(live[i].p, new_size);
+                assert!(!q.is_null(), "step {step}: realloc to {new_size} failed");
+                let kept = Live { p: q, size: live[i].size.min(new_size), fill: live[i].fill };
+                verify(&kept, "after realloc");
+                live[i] = Live { p: q, size: new_size, fill: fill_byte };
+                fill(&live[i]);
+            }
+        }
+        for b in live.drain(..) {
+            verify(&b, "at the end");
+            free(b.p);
+        }
+    }
+}

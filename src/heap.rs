@@ -474,6 +474,9 @@ mod tests {
     use crate::size_class::{class_of, size_of_class};
 
     fn new_heap() -> *mut Heap {
+        // The free-list key is set once, before the first pool: here as in the library
+        // (another test allocating through the front would set it under our pools' feet).
+        crate::thread::ensure_init();
         let mem = crate::os::map(core::mem::size_of::<Heap>());
         let h = mem.cast::<Heap>();
         // SAFETY: fresh mapping of the right size.
