@@ -149,8 +149,9 @@ pub fn alloc(api: Api, size: usize, align: usize, zeroed: bool) -> *mut u8 {
 }
 
 /// Checks that `p` is a live debug block and its guards are intact, on behalf of `func`
-/// called through `api`; returns its header.  Reports and aborts otherwise.
-fn checked(p: *mut u8, api: Api, func: &str) -> *mut Header {
+/// called through `api` (None: a query any family may make); returns its header.  Reports
+/// and aborts otherwise.
+fn checked(p: *mut u8, api: Option<Api>, func: &str) -> *mut Header {
     let Some((real, usable)) = alloc::block_containing(p) else {
         crate::diag::misuse(func, p, "pointer not allocated by arenalloc");
     };
@@ -188,7 +189,7 @@ fn checked(p: *mut u8, api: Api, func: &str) -> *mut Header {
         let Some(owner) = Api::from_byte((*h).api) else {
             report(func, p, "debug header overwritten (buffer underrun?)", size, serial, None);
         };
-        if owner != api {
+        if api.is_some_and(|api| api != owner) {
             let mut line = Line::new();
             line.str("arenalloc: ").str(func).str("(").hex(p as usize).str("): API mismatch: block of ")
                 .dec(size).str(" bytes (serial ").dec(serial).str(") was allocated by ").str(owner.allocator())
@@ -216,7 +217,7 @@ fn report(func: &str, p: *mut u8, what: &str, size: usize, serial: usize, at: Op
 
 /// Frees the debug block `p` for `func` of family `api`.
 pub fn free(p: *mut u8, api: Api, func: &str) {
-    let h = checked(p, api, func);
+    let h = checked(p, Some(api), func);
     // SAFETY: a checked live block: its data is `size` bytes at `p`.
     unsafe {
         ptr::write_bytes(p, DEAD, (*h).size);
@@ -226,16 +227,9 @@ pub fn free(p: *mut u8, api: Api, func: &str) {
 }
 
 /// The usable size of the debug block `p`: exactly what was asked, so that writing past it
-/// is an overrun.
+/// is an overrun.  Any API family may ask.
 pub fn usable_size(p: *mut u8, func: &str) -> usize {
-    let h = checked(p, Api::C, func);
-    // SAFETY: checked.
-    unsafe { (*h).size }
-}
-
-/// `usable_size` that accepts any API family (for callers that only query).
-fn size_of_block(p: *mut u8, api: Api, func: &str) -> usize {
-    let h = checked(p, api, func);
+    let h = checked(p, None, func);
     // SAFETY: checked.
     unsafe { (*h).size }
 }
@@ -243,7 +237,8 @@ fn size_of_block(p: *mut u8, api: Api, func: &str) -> usize {
 /// Resizes the debug block `p` (a new block, the old one freed: moving every time is what
 /// makes stale pointers after realloc show up).
 pub fn realloc(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
-    let old = size_of_block(p, api, func);
+    // SAFETY: checked.
+    let old = unsafe { (*checked(p, Some(api), func)).size };
     let q = alloc(api, size, MIN_ALIGN, false);
     if q.is_null() {
         return q;
