@@ -198,6 +198,14 @@ const ENTRY_TO_SLOT_SHIFT: usize = SLOT_SHIFT - core::mem::size_of::<Pool>().tra
 // `used` and `relink_at` are u16: the largest capacity is a one-slot pool of 16-byte blocks.
 const _: () = assert!(SLOT_SIZE / crate::config::MIN_ALIGN <= u16::MAX as usize);
 
+/// True when a decoded link `next` is null or points into the first `bound` bytes of the
+/// pool starting at `start`: the one test behind `may_link_to` and `looks_free`.
+#[inline(always)]
+fn is_link_below(next: *mut Block, start: usize, bound: u32) -> bool {
+    // The range test first: it is what passes on the fast paths, in one compare.
+    (next as usize).wrapping_sub(start) < bound as usize || next.is_null()
+}
+
 /// At most this many blocks must come back to a full pool before it is used again.
 const MAX_RELINK: u32 = 16;
 
@@ -276,8 +284,7 @@ impl Pool {
     /// it at hand.
     #[inline(always)]
     fn may_link_to(&self, next: *mut Block, start: usize) -> bool {
-        // The range test first: it is what passes on the fast paths, in one compare.
-        (next as usize).wrapping_sub(start) < self.bump as usize || next.is_null()
+        is_link_below(next, start, self.bump)
     }
 
     /// Hands out the next never-used block, or null when the pool is carved out.  Call
@@ -342,7 +349,8 @@ impl Pool {
     pub fn looks_free(&self, b: *mut Block) -> bool {
         // SAFETY: `b` is a block of this pool: its first word is mapped.
         let next = Link::decode(unsafe { ptr::read_volatile(b.cast::<usize>()) }, b);
-        (next as usize).wrapping_sub(self.start as usize) < self.limit as usize || next.is_null()
+        // `limit`, not `bump`: other threads may ask, and only the owner reads `bump`.
+        is_link_below(next, self.start as usize, self.limit)
     }
 
     /// True when every block is handed out.
