@@ -1,8 +1,9 @@
 # arenalloc — build, test, run, install.
 #   make            build libarenalloc.so, libarenalloc.a and include/arenalloc.h
 #   make test       every test (Rust unit tests, header freshness, C tests, memory return,
-#                   stress: real programs and C stress programs, preloaded)
+#                   stress: real programs and C stress programs, preloaded; 60 s of fuzzing)
 #   make stress-full  scripts/stress.sh --full (the whole CPython suite; about an hour)
+#   make fuzz FUZZ_SECONDS=3600   the fuzz target, as long as you like (make test: 60 s)
 #   make run        run the demo (Python object churn, every object from arenalloc)
 #   make run CMD="sort big.txt"   run any command with the library preloaded
 #   make bench      every workload under glibc, jemalloc, tcmalloc, mimalloc, arenalloc
@@ -22,7 +23,7 @@ A   := target/release/libarenalloc.a
 HDR := include/arenalloc.h
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all build test test-unit test-header test-no-panics test-c test-install test-stress test-memory-return stress-full run bench install clean
+.PHONY: all build test test-unit test-header test-no-panics test-c test-install test-stress test-memory-return test-fuzz fuzz stress-full run bench install clean
 
 all: build
 
@@ -30,7 +31,7 @@ build:
 	$(CARGO) build --release
 	@test -f $(SO) && test -f $(A) && test -f $(HDR)
 
-test: build test-unit test-header test-no-panics test-c test-install test-memory-return test-stress
+test: build test-unit test-header test-no-panics test-c test-install test-memory-return test-stress test-fuzz
 	@echo "make test: all tests passed"
 
 test-unit:
@@ -62,6 +63,14 @@ stress-full: build
 test-memory-return: build
 	bash tests/memory_return.sh $(SO)
 
+# cargo-fuzz and libFuzzer on the stable toolchain (scripts/fuzz.sh installs cargo-fuzz).
+FUZZ_SECONDS ?= 600
+test-fuzz:
+	bash scripts/fuzz.sh 60
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 run: build
 	scripts/arenalloc-run $(CMD)
 
@@ -80,3 +89,4 @@ install: build
 
 clean:
 	$(CARGO) clean
+	rm -rf fuzz/target
