@@ -29,7 +29,7 @@
 use core::ptr;
 
 use crate::config::{
-    tunables, ARENA_MASK, ARENA_SIZE, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
+    tunables, AGING_TICK_MS, ARENA_MASK, ARENA_SIZE, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
 };
 use crate::os;
 use crate::ownership;
@@ -47,9 +47,6 @@ pub struct ArenaInfo {
     in_use: [u64; SLOTS_PER_ARENA / 64],
     /// Clear bits in `in_use`.
     free_slots: u32,
-    /// 0, or 1 + the aging rounds (`age`) since a released pool left free slots holding
-    /// data (not decommitted) in this arena.
-    dirty_rounds: u8,
     /// Free slots whose pages may hold data (`Pool::dirty` set on a free entry): what
     /// `purge` would decommit.  Kept under the lock, so purging need not scan for them.
     dirty_free: u16,
@@ -417,9 +414,10 @@ pub unsafe fn release_pool(pool: *mut Pool) {
     // SAFETY: the caller owns the pool; its entries are ours until the bits are cleared.
     let n = unsafe { (*pool).slots } as usize;
     // The slots keep their pages: a pool claimed again soon reuses them without page
-    // faults.  They are decommitted once enough of them gather in the arena (`purge`),
-    // when they have sat unused through a few heap maintenance rounds (`age`), or by
-    // `malloc_trim`.
+    // faults.  They are decommitted once they have sat free for the purge delay (`age`),
+    // at once when enough free pages holding data gather in the arena (`purge_slots`), or
+    // by `malloc_trim`.
+    let released_at = tick_of(os::coarse_millis());
     for i in 0..n {
         let e = Arena::entry(a, first + i);
         // SAFETY: still ours (bits not yet cleared).
@@ -436,13 +434,15 @@ pub unsafe fn release_pool(pool: *mut Pool) {
             // that is being unmapped.
             ownership::unregister(base, ARENA_SIZE);
         } else {
-            // SAFETY: the lock is held and the arena stays mapped.
+            // SAFETY: the lock is held and the arena stays mapped; the slots are free.
             unsafe {
-                (*a).info.dirty_free += n as u16;
-                if (*a).info.dirty_rounds == 0 {
-                    (*a).info.dirty_rounds = 1;
+                for i in 0..n {
+                    (*Arena::entry(a, first + i)).freed_tick = released_at;
                 }
-                purge(a, tunables::purge_slots());
+                (*a).info.dirty_free += n as u16;
+                if (*a).info.dirty_free as usize >= tunables::purge_slots() {
+                    purge(a, Purge::All);
+                }
             }
         }
         unmap
@@ -506,7 +506,7 @@ pub fn trim() -> usize {
         let _list = ARENAS.lock();
         ownership::for_each_arena(|base| {
             // SAFETY: a registered arena; the lock is held.
-            released += unsafe { purge(base as *mut Arena, 1) };
+            released += unsafe { purge(base as *mut Arena, Purge::All) };
         });
     }
     loop {
@@ -531,27 +531,39 @@ pub fn trim() -> usize {
     released
 }
 
-/// Decommits the free slots of `a` that may hold data (small pools are not decommitted
-/// one by one when released: a system call per pool would cost churny programs dearly),
-/// when there are at least `at_least` of them.  Runs of slots go in one call each.
-/// Returns the bytes decommitted.
+/// Which of an arena's free slots holding data `purge` decommits.
+#[derive(Clone, Copy)]
+enum Purge {
+    /// Every one (too many have gathered, or `malloc_trim`).
+    All,
+    /// Those released at least `delay` ticks before tick `now`.
+    ReleasedBefore { now: u8, delay: u8 },
+}
+
+/// Decommits free slots of `a` that may hold data (pools are not decommitted one by one
+/// when released: a system call per pool would cost churny programs dearly), runs of
+/// slots in one call each.  Returns the bytes decommitted.
 ///
 /// # Safety
 /// The arena lock must be held (slot ownership cannot change) and `a` must be live.
-unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
-    // SAFETY: the caller holds the lock; free entries belong to nobody.
-    let is_free_and_dirty = move |slot: usize| unsafe { slot_is_free_and_dirty(a, slot) };
-    // SAFETY: the caller holds the lock.
-    if (unsafe { (*a).info.dirty_free } as usize) < at_least.max(1) {
-        return 0;
-    }
+unsafe fn purge(a: *mut Arena, which: Purge) -> usize {
+    let eligible = move |slot: usize| {
+        // SAFETY: the caller holds the lock; free entries belong to nobody.
+        unsafe {
+            slot_is_free_and_dirty(a, slot)
+                && match which {
+                    Purge::All => true,
+                    Purge::ReleasedBefore { now, delay } => {
+                        now.wrapping_sub((*Arena::entry(a, slot)).freed_tick) >= delay
+                    }
+                }
+        }
+    };
     let mut released = 0;
-    // SAFETY: the caller holds the lock.
-    unsafe { (*a).info.dirty_rounds = 0 };
     let mut slot = 1;
     while slot < SLOTS_PER_ARENA {
         let mut end = slot;
-        while end < SLOTS_PER_ARENA && is_free_and_dirty(end) {
+        while end < SLOTS_PER_ARENA && eligible(end) {
             end += 1;
         }
         // SAFETY: the slots are free: nobody reads or writes them.
@@ -570,7 +582,6 @@ unsafe fn purge(a: *mut Arena, at_least: usize) -> usize {
     released
 }
 
-
 /// True when slot `slot` of `a` belongs to no pool and may hold data.
 ///
 /// # Safety
@@ -583,24 +594,30 @@ unsafe fn slot_is_free_and_dirty(a: *mut Arena, slot: usize) -> bool {
     }
 }
 
-/// Aging rounds after which free slots holding data are decommitted.
-const PURGE_AFTER_ROUNDS: u8 = 2;
+/// `ms` (a `coarse_millis` reading) in aging ticks, wrapping at 256 (2.56 s).  A slot's
+/// stamp is compared with the current tick: the purge delay is at most 2000 ms (200
+/// ticks), so a slot waiting for it never looks newer than it is; one that missed its
+/// purge because no aging ran for over 2.56 s may wait up to 2.56 s more.
+fn tick_of(ms: u64) -> u8 {
+    (ms / AGING_TICK_MS) as u8
+}
 
-/// One aging round (from heap maintenance): arenas whose free slots have held data for
-/// `PURGE_AFTER_ROUNDS` rounds give those pages back.  Only arenas with free slots can
-/// hold any: those on the usable and spare lists.
-pub fn age() {
+/// One aging round (from heap maintenance, `now` from `os::coarse_millis`): free slots
+/// released the purge delay or longer ago give their pages back.  Only arenas with free
+/// slots can hold any: those on the usable and spare lists.
+pub fn age(now: u64) {
+    let which = Purge::ReleasedBefore {
+        now: tick_of(now),
+        delay: (tunables::purge_delay_ms() as u64).div_ceil(AGING_TICK_MS) as u8,
+    };
     let list = ARENAS.lock();
     for first in [list.usable, list.spare] {
         let mut a = first;
         while !a.is_null() {
             // SAFETY: arenas on the lists are live; the lock is held.
             unsafe {
-                let rounds = (*a).info.dirty_rounds;
-                if rounds > PURGE_AFTER_ROUNDS {
-                    purge(a, 1);
-                } else if rounds > 0 {
-                    (*a).info.dirty_rounds = rounds + 1;
+                if (*a).info.dirty_free > 0 {
+                    purge(a, which);
                 }
                 a = (*a).info.next;
             }

@@ -26,6 +26,7 @@
 use core::ptr;
 
 use crate::arena;
+use crate::config::AGING_TICK_MS;
 use crate::pool::{state, Block, Pool};
 use crate::remote::RemoteFree;
 use crate::size_class::{slots_of_class, CLASSES};
@@ -57,8 +58,7 @@ pub struct Heap {
 /// Slow-path frees between two `maintain` calls.
 const MAINTENANCE_INTERVAL: u32 = 32;
 
-/// Least time between two aging rounds (see `maintain`), and when the last one ran.
-const AGING_INTERVAL_MS: u64 = 10;
+/// When the last aging round ran (see `maintain`; rounds are `AGING_TICK_MS` apart at least).
 static LAST_AGING_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// The pool every empty `usedpools` entry points at.  Nothing is ever written to it: the
@@ -85,6 +85,7 @@ static EMPTY_POOL: EmptyPool = EmptyPool(core::cell::UnsafeCell::new(Pool {
     state: state::FULL,
     zeroed: false,
     dirty: false,
+    freed_tick: 0,
 }));
 
 #[inline(always)]
@@ -267,18 +268,18 @@ impl Heap {
         self.collect_remote("free");
         crate::thread::tidy_abandoned_heap();
         // Memory freed but kept for reuse (free slots' pages, cached large mappings) goes
-        // back to the OS after it has sat unused through two aging rounds, which happen at
-        // most every AGING_INTERVAL_MS: a program that stops using memory gets it returned
-        // tens of milliseconds later, while churn keeps reusing it without page faults.
+        // back to the OS once it has sat unused for the purge delay (`PURGE_DELAY_MS`),
+        // checked here at most every AGING_TICK_MS: churn keeps reusing it without page
+        // faults, and a program that stops using memory gets it back shortly after.
         let now = crate::os::coarse_millis();
         let last = LAST_AGING_MS.load(core::sync::atomic::Ordering::Relaxed);
-        if now.wrapping_sub(last) >= AGING_INTERVAL_MS
+        if now.wrapping_sub(last) >= AGING_TICK_MS
             && LAST_AGING_MS
                 .compare_exchange(last, now, core::sync::atomic::Ordering::Relaxed, core::sync::atomic::Ordering::Relaxed)
                 .is_ok()
         {
-            crate::large::age_cache();
-            arena::age();
+            crate::large::age_cache(now);
+            arena::age(now);
         }
     }
 

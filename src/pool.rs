@@ -189,6 +189,10 @@ pub struct Pool {
     pub zeroed: bool,
     /// This slot's memory may hold data (it has been part of a pool since last decommit).
     pub dirty: bool,
+    /// For a free slot that may hold data: when its pool was released, in aging ticks
+    /// (`arena::tick_of`, wrapping).  Aging decommits it once it has sat free for the
+    /// purge delay.
+    pub freed_tick: u8,
 }
 
 const _: () = assert!(core::mem::size_of::<Pool>() == 64);

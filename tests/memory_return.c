@@ -25,7 +25,8 @@
  *                         arenas stay alive and only their empty pools can go back (sparse)
  *   MEMRET_MIN_PCT=P      the pass mark (default 90)
  *   MEMRET_SCALE=F        scale every category's size (default 1)
- *   MEMRET_SLEEP_MS=T     sleep this long before the last reading (default 0)
+ *   MEMRET_SLEEP_MS=T     idle this long, then make a few allocator calls, before the
+ *                         last reading (default 0; tests/memory_return.sh uses 250)
  * The bookkeeping arrays are mmap'ed and faulted in before the first reading, so only the
  * allocator's memory is measured.  Attribution per category is "the RSS drop at that step":
  * an allocator that returns memory late shows it under a later step; the total is exact.
@@ -215,8 +216,11 @@ int main(void) {
     settle();
     run_thread(settle_thread, NULL);
     if (sleep_ms > 0) {
+        /* Idle, then call the allocator again: one that keeps freed memory for reuse for a
+         * while (arenalloc's purge delay, jemalloc's decay) gives it back on a later call. */
         struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
+        settle();
     }
     double rss_end = rss_mb();
     double settle_back = r - rss_end;

@@ -9,6 +9,9 @@
 #            growth must be back                              -> must PASS
 #   control  one block in 3 stays allocated: at most ~2/3 can go back, so the program must
 #            report FAIL (proves the check can fail)          -> must FAIL
+# Before its last reading the program idles MEMRET_SLEEP_MS (default here 250 ms) and then
+# makes a few allocator calls: arenalloc keeps freed memory for reuse for its purge delay
+# (100 ms, ARENALLOC_PURGE_DELAY_MS) and gives it back at a call after that.
 #
 #   tests/memory_return.sh [LIB.so | glibc] [--scenarios full,sparse,control] [--quiet]
 #
@@ -23,7 +26,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --scenarios) scenarios=$2; shift 2 ;;
         --quiet) quiet=1; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) lib=$1; shift ;;
     esac
 done
@@ -46,7 +49,7 @@ for sc in ${scenarios//,/ }; do
         *) echo "memory_return.sh: unknown scenario $sc" >&2; exit 2 ;;
     esac
     set +e
-    out=$(MEMRET_KEEP_EVERY=$keep timeout 60 "${preload[@]}" $bin 2>&1)
+    out=$(MEMRET_KEEP_EVERY=$keep MEMRET_SLEEP_MS=${MEMRET_SLEEP_MS:-250} timeout 60 "${preload[@]}" $bin 2>&1)
     rc=$?
     set -e
     if [ $rc -eq "$want" ]; then verdict=ok; passed=$((passed + 1))
