@@ -59,11 +59,12 @@ pub const SPARE_ARENAS: usize = 1;
 /// Free memory that may hold data (free pool slots' pages, cached large mappings) is given
 /// back to the OS once it has sat unused this long, measured at heap maintenance: reused
 /// sooner, it costs no page faults; a program that stops using memory has it returned
-/// about this long after its next allocator call.  Measured on churn with 0.5% blocks of
-/// 1–8 MiB (`make bench`'s "large"): 20 ms gave 1.1–1.3× the page faults of 100 ms, 300 ms
-/// no fewer; the earlier rule (two aging rounds, 10–30 ms, counted per arena) gave 2.7×.
+/// about this long after its next allocator call.  Measured with `make bench`'s workloads:
+/// on churn with 0.5% blocks of 1–8 MiB ("large"), 20 ms gave 1.1–1.3× the page faults of
+/// 100 ms and 50 ms 1.02× (the earlier rule, two aging rounds of 10 ms counted per arena,
+/// gave 2.7×); 100 ms raised sqlite3's peak RSS from 52 MB to 65 MB, 50 ms did not.
 /// Default of `ARENALLOC_PURGE_DELAY_MS`.
-pub const PURGE_DELAY_MS: usize = 100;
+pub const PURGE_DELAY_MS: usize = 50;
 /// Heap maintenance ages free memory at most this often; stamps count in these ticks.
 pub const AGING_TICK_MS: u64 = 10;
 

@@ -11,7 +11,7 @@
 #            report FAIL (proves the check can fail)          -> must FAIL
 # Before its last reading the program idles MEMRET_SLEEP_MS (default here 250 ms) and then
 # makes a few allocator calls: arenalloc keeps freed memory for reuse for its purge delay
-# (100 ms, ARENALLOC_PURGE_DELAY_MS) and gives it back at a call after that.
+# (50 ms, ARENALLOC_PURGE_DELAY_MS) and gives it back at a call after that.
 #
 #   tests/memory_return.sh [LIB.so | glibc] [--scenarios full,sparse,control] [--quiet]
 #
