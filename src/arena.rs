@@ -58,8 +58,9 @@ pub struct ArenaInfo {
 
 const _: () = {
     let zero_from = core::mem::offset_of!(ArenaInfo, reads_as_free_entry);
-    assert!(core::mem::offset_of!(Pool, kind) >= zero_from && core::mem::offset_of!(Pool, kind) < 64);
-    assert!(core::mem::offset_of!(Pool, head_back) >= zero_from && core::mem::offset_of!(Pool, head_back) < 64);
+    let zero_to = zero_from + 8;
+    assert!(core::mem::offset_of!(Pool, kind) >= zero_from && core::mem::offset_of!(Pool, kind) < zero_to);
+    assert!(core::mem::offset_of!(Pool, head_back) >= zero_from && core::mem::offset_of!(Pool, head_back) < zero_to);
 };
 
 /// The header of an arena: its first slot.
@@ -112,6 +113,9 @@ struct ArenaList {
     /// Empty arenas kept mapped, linked through `info.next`.
     spare: *mut Arena,
     spare_count: usize,
+    /// When the last aging round ran (`os::coarse_millis`), to tell when slot stamps may
+    /// have wrapped.
+    last_aged_ms: u64,
     stats: ArenaStats,
 }
 
@@ -135,6 +139,7 @@ static ARENAS: spin::Mutex<ArenaList> = spin::Mutex::new(ArenaList {
     usable: ptr::null_mut(),
     spare: ptr::null_mut(),
     spare_count: 0,
+    last_aged_ms: 0,
     stats: ArenaStats { current: 0, peak: 0, mapped: 0, unmapped: 0 },
 });
 
@@ -594,23 +599,36 @@ unsafe fn slot_is_free_and_dirty(a: *mut Arena, slot: usize) -> bool {
     }
 }
 
-/// `ms` (a `coarse_millis` reading) in aging ticks, wrapping at 256 (2.56 s).  A slot's
-/// stamp is compared with the current tick: the purge delay is at most 2000 ms (200
-/// ticks), so a slot waiting for it never looks newer than it is; one that missed its
-/// purge because no aging ran for over 2.56 s may wait up to 2.56 s more.
+/// `ms` (a `coarse_millis` reading) in aging ticks, wrapping at 256 (2.56 s): what a free
+/// slot's one-byte stamp holds.  Ages are told apart only within one wrap, so `age` purges
+/// every free slot when the rounds were too far apart for that (see there).
 fn tick_of(ms: u64) -> u8 {
     (ms / AGING_TICK_MS) as u8
 }
 
-/// One aging round (from heap maintenance, `now` from `os::coarse_millis`): free slots
-/// released the purge delay or longer ago give their pages back.  Only arenas with free
-/// slots can hold any: those on the usable and spare lists.
-pub fn age(now: u64) {
-    let which = Purge::ReleasedBefore {
-        now: tick_of(now),
-        delay: (tunables::purge_delay_ms() as u64).div_ceil(AGING_TICK_MS) as u8,
+/// Ticks in one wrap of a slot's stamp.
+const TICKS_PER_WRAP: u64 = 256;
+
+/// One aging round (from heap maintenance): free slots released the purge delay or longer
+/// ago give their pages back.  Only arenas with free slots can hold any: those on the
+/// usable and spare lists.
+///
+/// The clock is read under the lock, and `release_pool` stamps with a reading taken
+/// before it takes the lock, so no stamp is newer than `now`.  A slot still waiting was
+/// younger than the delay at the previous round; if that round was more than a wrap minus
+/// the delay ago, its stamp may read as young again, so every free slot is purged (at
+/// worst a few freed just now, costing page faults later, never memory kept too long).
+pub fn age() {
+    let delay_ms = tunables::purge_delay_ms() as u64;
+    let mut list = ARENAS.lock();
+    let now_ms = os::coarse_millis();
+    let since_last = now_ms.saturating_sub(list.last_aged_ms);
+    list.last_aged_ms = now_ms;
+    let which = if since_last + delay_ms >= TICKS_PER_WRAP * AGING_TICK_MS {
+        Purge::All
+    } else {
+        Purge::ReleasedBefore { now: tick_of(now_ms), delay: delay_ms.div_ceil(AGING_TICK_MS) as u8 }
     };
-    let list = ARENAS.lock();
     for first in [list.usable, list.spare] {
         let mut a = first;
         while !a.is_null() {
@@ -676,6 +694,7 @@ mod tests {
             usable: ptr::null_mut(),
             spare: ptr::null_mut(),
             spare_count: 0,
+            last_aged_ms: 0,
             stats: ArenaStats::default(),
         };
         let mem = os::map(4 * SLOT_SIZE);
@@ -730,6 +749,7 @@ mod tests {
             usable: ptr::null_mut(),
             spare: ptr::null_mut(),
             spare_count: 0,
+            last_aged_ms: 0,
             stats: ArenaStats { current: 3, peak: 3, mapped: 3, unmapped: 0 },
         };
         let arenas: [*mut Arena; 3] = core::array::from_fn(|_| new_arena());

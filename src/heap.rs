@@ -26,7 +26,7 @@
 use core::ptr;
 
 use crate::arena;
-use crate::config::AGING_TICK_MS;
+use crate::config::{AGING_TICK_MS, KEEP_EMPTY_BIG_SLOTS, KEEP_EMPTY_MAX_SLOTS};
 use crate::pool::{state, Block, Pool};
 use crate::remote::RemoteFree;
 use crate::size_class::{slots_of_class, CLASSES};
@@ -54,6 +54,9 @@ pub struct Heap {
     /// Set while `collect_remote` runs (it frees, and frees may call `maintain`).
     collecting: bool,
 }
+
+/// The first class whose pools are "big" (over `KEEP_EMPTY_MAX_SLOTS`).
+const FIRST_BIG_POOL_CLASS: usize = crate::size_class::first_class_with_pools_over(KEEP_EMPTY_MAX_SLOTS);
 
 /// Slow-path frees between two `maintain` calls.
 const MAINTENANCE_INTERVAL: u32 = 32;
@@ -279,25 +282,50 @@ impl Heap {
                 .is_ok()
         {
             crate::large::age_cache(now);
-            arena::age(now);
+            arena::age();
         }
     }
 
     /// An empty pool returns to its arena, except that the heap keeps one empty pool per
     /// class: a program whose live blocks of a class hover around a pool boundary would
-    /// otherwise claim and release a pool (the arena lock, and `madvise` for big pools)
-    /// over and over.
+    /// otherwise claim and release a pool (the arena lock, and page faults once the arena
+    /// purged it) over and over.  Pools over `KEEP_EMPTY_MAX_SLOTS` are kept only while the
+    /// kept ones total at most `KEEP_EMPTY_BIG_SLOTS`: a kept pool's pages are never purged,
+    /// and a buffer grown by `realloc` through the medium classes would leave one behind in
+    /// each (see `config`).
     fn pool_emptied(&mut self, pool: &mut Pool) {
         let class = pool.class as usize;
         let kept = *self.kept_mut(class);
         // SAFETY: `kept_empty` entries are null or pools this heap owns.
-        if kept.is_null() || kept == pool as *mut Pool || unsafe { (*kept).used } != 0 {
+        let may_keep = kept.is_null() || kept == pool as *mut Pool || unsafe { (*kept).used } != 0;
+        if may_keep
+            && (pool.slots as usize <= KEEP_EMPTY_MAX_SLOTS
+                || self.kept_big_slots(pool) + pool.slots as usize <= KEEP_EMPTY_BIG_SLOTS)
+        {
             *self.kept_mut(class) = pool;
             return;
+        }
+        if kept == pool as *mut Pool {
+            *self.kept_mut(class) = ptr::null_mut();
         }
         self.unlink(pool);
         // SAFETY: the pool is empty, ours, and now on no list.
         unsafe { arena::release_pool(pool) };
+    }
+
+    /// Slots of the empty pools over `KEEP_EMPTY_MAX_SLOTS` this heap keeps, `except` not
+    /// counted.  (Counted when needed, on the slow path of a big pool emptying: a kept pool
+    /// stops being empty on the allocation fast path, which should not keep accounts.)
+    fn kept_big_slots(&self, except: &Pool) -> usize {
+        let mut slots = 0;
+        for &kept in &self.kept_empty[FIRST_BIG_POOL_CLASS..] {
+            // SAFETY: `kept_empty` entries are null or pools this heap owns.
+            if !kept.is_null() && kept != except as *const Pool as *mut Pool && unsafe { (*kept).used } == 0 {
+                // SAFETY: as above.
+                slots += unsafe { (*kept).slots } as usize;
+            }
+        }
+        slots
     }
 
     /// Frees every block other threads gave back to this heap (`func` is the C function
@@ -520,7 +548,9 @@ mod tests {
         }
         assert!(heap.is_valid());
         // Everything freed: all pools but one went back to the arenas.
-        assert_eq!(heap.used_pool_count(class), 1);
+        assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
+        heap.prepare_to_abandon();
+        assert_eq!(heap.used_pool_count(class), 0, "abandoning returns empty pools");
     }
 
     #[test]
@@ -547,6 +577,29 @@ mod tests {
         assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
         heap.prepare_to_abandon();
         assert_eq!(heap.used_pool_count(class), 0, "abandoning returns empty pools");
+    }
+
+    #[test]
+    fn big_empty_pools_are_kept_within_a_budget() {
+        // SAFETY: private heap.
+        let heap = unsafe { &mut *new_heap() };
+        // One block in each of the biggest classes (one block per pool, 40+ slots each):
+        // more slots than the budget for big empty pools.
+        let classes: std::vec::Vec<usize> = (CLASSES - 8..CLASSES).collect();
+        let total: usize = classes.iter().map(|&c| slots_of_class(c)).sum();
+        assert!(total > KEEP_EMPTY_BIG_SLOTS && slots_of_class(CLASSES - 8) > KEEP_EMPTY_MAX_SLOTS);
+        let blocks: std::vec::Vec<*mut u8> = classes.iter().map(|&c| heap.alloc(c)).collect();
+        for &b in &blocks {
+            // SAFETY: live blocks of ours.
+            unsafe { heap.free_local(pool_of_block(b), b.cast(), "test") };
+        }
+        assert!(heap.is_valid());
+        let kept: usize =
+            classes.iter().filter(|&&c| heap.used_pool_count(c) == 1).map(|&c| slots_of_class(c)).sum();
+        assert!(kept > 0, "some big empty pools are kept");
+        assert!(kept <= KEEP_EMPTY_BIG_SLOTS, "kept {kept} slots of big empty pools, over the budget");
+        assert!(classes.iter().any(|&c| heap.used_pool_count(c) == 0), "the rest went back");
+        heap.prepare_to_abandon();
     }
 
     #[test]

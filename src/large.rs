@@ -92,16 +92,22 @@ mod cache {
     /// false when the cache is full.
     pub fn put(base: usize, len: usize, dirty: bool) -> bool {
         let entry = base | (len / PAGE_SIZE) | if dirty { DIRTY } else { 0 };
+        // Counted before it can be taken (taking subtracts), so the count never wraps.
+        if dirty {
+            DIRTY_BYTES.fetch_add(len, Ordering::Relaxed);
+        }
         let Some(i) = SLOT
             .iter()
             .take(crate::config::tunables::large_cache_slots())
             .position(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok())
         else {
+            if dirty {
+                DIRTY_BYTES.fetch_sub(len, Ordering::Relaxed);
+            }
             return false;
         };
         if dirty {
             PUT_AT_MS[i].store(crate::os::coarse_millis(), Ordering::Relaxed);
-            DIRTY_BYTES.fetch_add(len, Ordering::Relaxed);
         }
         true
     }

@@ -174,6 +174,22 @@ pub fn size_of_class(class: usize) -> usize {
 
 /// Slots spanned by a pool of `class`.
 #[inline(always)]
+/// The first class whose pools span more than `slots` slots; every class after it does
+/// too (checked at compile time for each use).
+pub const fn first_class_with_pools_over(slots: usize) -> usize {
+    let per_class = build_slots();
+    let mut first = 0;
+    while first < CLASSES && per_class[first] as usize <= slots {
+        first += 1;
+    }
+    let mut c = first;
+    while c < CLASSES {
+        assert!(per_class[c] as usize > slots, "pool sizes are not monotonic in class");
+        c += 1;
+    }
+    first
+}
+
 pub fn slots_of_class(class: usize) -> usize {
     debug_assert!(class < CLASSES);
     // SAFETY: class < CLASSES (see above).

@@ -82,12 +82,18 @@ fn fill(p: *mut u8, size: usize, seed: u64) {
 /// Panics (which aborts: a crash for libFuzzer) when `[0, size)` of `p` does not carry the
 /// pattern of `seed`.
 fn check(p: *mut u8, size: usize, seed: u64, what: &str) {
-    pattern_ranges(size, |start, end| {
-        for offset in start..end {
-            // SAFETY: as in `fill`.
+    check_prefix(p, size, size, seed, what);
+}
+
+/// `check` of a block filled over `filled` bytes, of its first `kept` bytes only (what
+/// `realloc` must keep).
+fn check_prefix(p: *mut u8, filled: usize, kept: usize, seed: u64, what: &str) {
+    pattern_ranges(filled, |start, end| {
+        for offset in start..end.min(kept) {
+            // SAFETY: offset < kept, and `p` is a live block of at least `kept` bytes.
             let got = unsafe { *p.add(offset) };
             if got != pattern_byte(seed, offset) {
-                panic!("{what}: block {p:?} ({size} bytes checked): byte {offset} is {got:#04x}, expected {:#04x}",
+                panic!("{what}: block {p:?} ({kept} of {filled} bytes checked): byte {offset} is {got:#04x}, expected {:#04x}",
                     pattern_byte(seed, offset));
             }
         }
@@ -368,11 +374,7 @@ impl Model {
         }
         assert!(!q.is_null(), "realloc({p:?}, {size}) returned NULL");
         if let Some(b) = old {
-            let kept = b.requested.min(size);
-            // The pattern ranges of a prefix are those of the whole block cut at `kept`
-            // only when both are checked whole; otherwise check the head page alone.
-            let prefix = if b.usable <= FULL_CHECK_LIMIT { kept } else { kept.min(PAGE) };
-            check(q, prefix, b.seed, "realloc kept");
+            check_prefix(q, b.usable, b.requested.min(size), b.seed, "realloc kept");
         }
         let seed = self.seed();
         let b = allocated(q, size, seed, "realloc");
