@@ -296,31 +296,31 @@ impl Heap {
     fn pool_emptied(&mut self, pool: &mut Pool) {
         let class = pool.class as usize;
         let kept = *self.kept_mut(class);
+        if kept == pool as *mut Pool {
+            return; // the kept pool emptied again (a malloc+free loop): the common case
+        }
         // SAFETY: `kept_empty` entries are null or pools this heap owns.
-        let may_keep = kept.is_null() || kept == pool as *mut Pool || unsafe { (*kept).used } != 0;
+        let may_keep = kept.is_null() || unsafe { (*kept).used } != 0;
         if may_keep
             && (pool.slots as usize <= KEEP_EMPTY_MAX_SLOTS
-                || self.kept_big_slots(pool) + pool.slots as usize <= KEEP_EMPTY_BIG_SLOTS)
+                || self.kept_big_slots() + pool.slots as usize <= KEEP_EMPTY_BIG_SLOTS)
         {
             *self.kept_mut(class) = pool;
             return;
-        }
-        if kept == pool as *mut Pool {
-            *self.kept_mut(class) = ptr::null_mut();
         }
         self.unlink(pool);
         // SAFETY: the pool is empty, ours, and now on no list.
         unsafe { arena::release_pool(pool) };
     }
 
-    /// Slots of the empty pools over `KEEP_EMPTY_MAX_SLOTS` this heap keeps, `except` not
-    /// counted.  (Counted when needed, on the slow path of a big pool emptying: a kept pool
-    /// stops being empty on the allocation fast path, which should not keep accounts.)
-    fn kept_big_slots(&self, except: &Pool) -> usize {
+    /// Slots of the empty pools over `KEEP_EMPTY_MAX_SLOTS` this heap keeps.  (Counted when
+    /// needed, on the slow path of a big pool emptying: a kept pool stops being empty on the
+    /// allocation fast path, which should not keep accounts.)
+    fn kept_big_slots(&self) -> usize {
         let mut slots = 0;
         for &kept in &self.kept_empty[FIRST_BIG_POOL_CLASS..] {
             // SAFETY: `kept_empty` entries are null or pools this heap owns.
-            if !kept.is_null() && kept != except as *const Pool as *mut Pool && unsafe { (*kept).used } == 0 {
+            if !kept.is_null() && unsafe { (*kept).used } == 0 {
                 // SAFETY: as above.
                 slots += unsafe { (*kept).slots } as usize;
             }
