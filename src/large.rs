@@ -96,20 +96,19 @@ mod cache {
         if dirty {
             DIRTY_BYTES.fetch_add(len, Ordering::Relaxed);
         }
-        let Some(i) = SLOT
-            .iter()
-            .take(crate::config::tunables::large_cache_slots())
-            .position(|s| s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok())
-        else {
-            if dirty {
-                DIRTY_BYTES.fetch_sub(len, Ordering::Relaxed);
+        let slots = SLOT.iter().zip(PUT_AT_MS.iter()).take(crate::config::tunables::large_cache_slots());
+        for (s, put_at) in slots {
+            if s.compare_exchange(0, entry, Ordering::Release, Ordering::Relaxed).is_ok() {
+                if dirty {
+                    put_at.store(crate::os::coarse_millis(), Ordering::Relaxed);
+                }
+                return true;
             }
-            return false;
-        };
-        if dirty {
-            PUT_AT_MS[i].store(crate::os::coarse_millis(), Ordering::Relaxed);
         }
-        true
+        if dirty {
+            DIRTY_BYTES.fetch_sub(len, Ordering::Relaxed);
+        }
+        false
     }
 
     fn took(entry: usize) -> (usize, usize, bool) {
