@@ -82,23 +82,9 @@ static unsigned count_large(const struct blk *s, unsigned n)
 /* realloc b to n bytes, verifying the prefix and filling the rest. */
 static void do_realloc(struct rng *r, struct blk *b, size_t n, unsigned tidx)
 {
-    char what[160];
-    size_t old = b->size;
-    blk_validate(b, "before realloc");
-    if (n < old) { /* the tail about to be cut off: last chance to check it */
-        snprintf(what, sizeof what, "before realloc %zu -> %zu (tail)", old, n);
-        blk_check_range(b, n, old, what);
-    }
-    uintptr_t old_p = (uintptr_t)b->p; /* for messages only */
-    void *q = realloc(b->p, n);
-    if (!q)
-        stress_fail(STRESS_EXIT_FAIL, "realloc(%#lx, %zu) returned NULL",
-                    (unsigned long)old_p, n);
-    b->p = q;
-    blk_seal(b);
-    snprintf(what, sizeof what, "after realloc %zu -> %zu (%#lx -> %p), thread %u, prefix",
-             old, n, (unsigned long)old_p, q, tidx);
-    blk_check(b, n < old ? n : old, what);
+    char what[32];
+    snprintf(what, sizeof what, "thread %u", tidx);
+    size_t old = blk_realloc_checked(b, n, what);
     bool was_whole = old <= STRESS_FULL_FILL;
     b->size = n;
     blk_seal(b);

@@ -436,7 +436,7 @@ void blk_malloc(struct blk *b, size_t size, uint64_t id)
     blk_adopt(b, p, size, id);
 }
 
-void blk_realloc(struct blk *b, size_t n, const char *what)
+size_t blk_realloc_checked(struct blk *b, size_t n, const char *what)
 {
     char msg[256];
     size_t old = b->size;
@@ -455,6 +455,12 @@ void blk_realloc(struct blk *b, size_t n, const char *what)
     snprintf(msg, sizeof msg, "%s, after realloc %zu -> %zu (%#lx -> %p), prefix", what,
              old, n, (unsigned long)old_p, q);
     blk_check(b, n < old ? n : old, msg);
+    return old;
+}
+
+void blk_realloc(struct blk *b, size_t n, const char *what)
+{
+    size_t old = blk_realloc_checked(b, n, what);
     b->size = n;
     blk_reseed(b);
     blk_fill(b);

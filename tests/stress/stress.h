@@ -171,6 +171,9 @@ void blk_free(struct blk *b, const char *what);
 /* realloc(b->p, n): check the part a shrink cuts off before, the preserved
  * prefix after, then refill the whole block with a fresh pattern. */
 void blk_realloc(struct blk *b, size_t n, const char *what);
+/* Its first half: the checks and the realloc, with b->p the new block but
+ * b->size still the old size, which it returns (the caller refills). */
+size_t blk_realloc_checked(struct blk *b, size_t n, const char *what);
 /* Zeroed memory for the programs' own control structures (queues, slot
  * arrays, exchange arrays), mapped with mmap: outside the allocator under
  * test, so a corrupting allocator cannot crash the harness before a check
