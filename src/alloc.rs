@@ -21,6 +21,7 @@ use crate::large;
 use crate::os;
 use crate::ownership::{self, Region};
 use crate::pool::{Block, Pool};
+use crate::space;
 use crate::size_class::{aligned_class_of, class_of};
 use crate::thread;
 
@@ -192,29 +193,19 @@ enum Owner {
 }
 
 /// Identifies the block `p` starts, or aborts naming `func`.
-#[inline(always)]
-fn owner_of(p: *mut u8, func: &str) -> Owner {
-    match ownership::arena_of(p as usize) {
-        Some(base) => block_in_arena(base, p, func),
-        None => owner_of_uncommon(p, func),
-    }
-}
-
-/// Large blocks, arenas the bitmap does not cover, and foreign pointers.
 #[inline(never)]
-fn owner_of_uncommon(p: *mut u8, func: &str) -> Owner {
+fn owner_of(p: *mut u8, func: &str) -> Owner {
     match ownership::lookup(p as usize) {
-        Region::Arena(base) => block_in_arena(base, p, func),
+        Region::Arena(_) => block_in_arena(p, func),
         Region::Large(base) if debug::enabled() && !large::is_block_start(base, p) => Owner::Debug,
         Region::Large(base) => Owner::Large(base),
         Region::Foreign => diag::misuse(func, p, "pointer not allocated by arenalloc"),
     }
 }
 
-#[inline(always)]
-fn block_in_arena(base: usize, p: *mut u8, func: &str) -> Owner {
-    match arena::pool_of(base, p as usize) {
-        // SAFETY: `pool_of` returns live pool heads only.
+fn block_in_arena(p: *mut u8, func: &str) -> Owner {
+    match arena::pool_at(p as usize) {
+        // SAFETY: `pool_at` returns live pool heads only.
         Some((pool, offset)) if unsafe { (*pool).is_block_offset(offset) } => Owner::Pool(pool),
         Some(_) if debug::enabled() => Owner::Debug,
         Some(_) => diag::misuse(func, p, "pointer into a block, not the start of one"),
@@ -240,24 +231,28 @@ pub fn free(p: *mut u8) {
 
 /// Frees `p` (non-null) for the function `func` of API family `api` (named in
 /// diagnostics; debug mode checks the family).  The fast path is written out: a block of
-/// an arena, at a block start; everything else takes `free_uncommon`.
+/// a pool, at a block start; everything else takes `free_uncommon`.
+///
+/// The slot map names the pool of any address in the arena space, or the vacant pool,
+/// whose tests all fail: so an address in no pool costs no extra test here.
 #[inline(always)]
 pub fn free_api(p: *mut u8, api: Api, func: &str) {
-    if let Some(base) = ownership::arena_of(p as usize) {
-        if let Some((pool, offset)) = arena::pool_of(base, p as usize) {
-            // SAFETY: `pool_of` returns live pool heads only; a live pool's owner is set,
-            // and heaps are never unmapped.
-            unsafe {
-                let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
-                if owner == thread::current_heap() {
-                    // Ours: the block must be one the pool has carved (`bump` is ours).
-                    if (*pool).is_carved_block_offset(offset) {
-                        return (*owner).free_local(pool, p.cast::<Block>(), func);
-                    }
-                } else if (*pool).is_block_offset(offset) {
-                    // Another thread's (or a thread without a heap frees): its remote stack.
-                    return (*owner).remote.push(p.cast::<Block>());
+    if let Some(entry) = space::slot_entry(p as usize) {
+        let pool = entry as *mut Pool;
+        // SAFETY: map entries are live pool heads or the vacant pool; a live pool's owner
+        // is set, and heaps are never unmapped.  `p` lies in the pool's slots, so its
+        // offset fits in 32 bits (for the vacant pool it is meaningless and fails).
+        unsafe {
+            let offset = (p as usize).wrapping_sub((*pool).start as usize) as u32;
+            let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
+            if owner == thread::current_heap() {
+                // Ours: the block must be one the pool has carved (`bump` is ours).
+                if (*pool).is_carved_block_offset(offset) {
+                    return (*owner).free_local(pool, p.cast::<Block>(), func);
                 }
+            } else if (*pool).is_block_offset(offset) {
+                // Another thread's (or a thread without a heap frees): its remote stack.
+                return (*owner).remote.push(p.cast::<Block>());
             }
         }
     }
@@ -287,14 +282,14 @@ pub fn core_free(p: *mut u8, func: &str) {
 /// header from there.  None when `p` is not inside a block handed out.
 pub fn block_containing(p: *mut u8) -> Option<(*mut u8, usize)> {
     match ownership::lookup(p as usize) {
-        Region::Arena(base) => {
-            let (pool, offset) = arena::pool_of(base, p as usize)?;
-            // SAFETY: `pool_of` returns live pool heads.
+        Region::Arena(_) => {
+            let (pool, offset) = arena::pool_at(p as usize)?;
+            // SAFETY: `pool_at` returns live pool heads.
             let pool = unsafe { &*pool };
-            if offset >= pool.limit {
+            if offset >= pool.limit() {
                 return None;
             }
-            let size = pool.block_size;
+            let size = pool.block_size();
             let block = pool.start().wrapping_add((offset - offset.checked_rem(size)?) as usize);
             (!pool.looks_free(block.cast())).then_some((block, size as usize))
         }
@@ -305,7 +300,7 @@ pub fn block_containing(p: *mut u8) -> Option<(*mut u8, usize)> {
 
 #[inline(always)]
 fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
-    // SAFETY: `pool` is a live pool head (checked by `pool_of`); its owner is set while any
+    // SAFETY: `pool` is a live pool head (checked by `pool_at`); its owner is set while any
     // of its blocks is live, and heaps are never unmapped.
     let owner = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
     if owner == thread::current_heap() {
@@ -332,7 +327,7 @@ pub fn usable_size(p: *mut u8) -> usize {
         Owner::Pool(pool) => {
             check_not_free(pool, p, func);
             // SAFETY: live pool head.
-            unsafe { (*pool).block_size as usize }
+            unsafe { (*pool).block_size() as usize }
         }
         Owner::Large(base) => large::usable_size(base, p, func),
     }
@@ -372,7 +367,7 @@ pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
     let old = match owner {
         Owner::Pool(pool) => {
             // SAFETY: live pool head.
-            let (have, class) = unsafe { ((*pool).block_size as usize, (*pool).class as usize) };
+            let (have, class) = unsafe { ((*pool).block_size() as usize, (*pool).class as usize) };
             // Keep the block when it fits and is not more than twice what is asked (or
             // when a new block would be of the same class anyway).
             if size <= have && (size >= have / 2 || class_of(size) == class) {

@@ -32,8 +32,8 @@ use crate::config::{
     tunables, AGING_TICK_MS, ARENA_MASK, ARENA_SIZE, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
 };
 use crate::os;
-use crate::ownership;
 use crate::pool::{kind, Pool};
+use crate::space;
 
 /// Usable slots in an arena (all but the header slot).
 pub const POOL_SLOTS: u32 = SLOTS_PER_ARENA as u32 - 1;
@@ -88,23 +88,19 @@ impl Arena {
     }
 }
 
-/// The pool header of the block at `addr`, inside the arena at `arena_base`, and the
-/// offset of `addr` from the pool's first byte; None when `addr` lies in the arena header
-/// or in a slot that belongs to no pool.
+/// The pool header of the block at `addr` and the offset of `addr` from the pool's first
+/// byte; None when `addr` is outside the arenas, in an arena header, or in a slot that
+/// belongs to no pool.  (The free fast path does the same through `space::slot_entry`
+/// inline, letting the vacant pool's failing tests stand in for the None.)
 #[inline(always)]
-pub fn pool_of(arena_base: usize, addr: usize) -> Option<(*mut Pool, u32)> {
-    let in_arena = addr & ARENA_MASK;
-    let slot = in_arena >> SLOT_SHIFT;
-    // SAFETY: the entry lies in the header slot of a live arena (the ownership map said so);
-    // `head_back` is 0 for heads, free slots and slot 0 (`ArenaInfo` reads as a free entry),
-    // and at most `slot - 1` for tails.
-    let head_slot = slot - unsafe { (*Arena::entry(arena_base as *mut Arena, slot)).head_back } as usize;
-    let head = Arena::entry(arena_base as *mut Arena, head_slot);
-    // SAFETY: as above, `head` is an entry of the same table.
-    if unsafe { (*head).kind } != kind::HEAD {
+pub fn pool_at(addr: usize) -> Option<(*mut Pool, u32)> {
+    let pool = space::slot_entry(addr)? as *mut Pool;
+    if pool == crate::pool::vacant() {
         return None;
     }
-    Some((head, (in_arena - (head_slot << SLOT_SHIFT)) as u32))
+    // SAFETY: map entries other than the vacant pool are live pool heads; `addr` lies in
+    // the pool's slots, so the offset fits in 32 bits.
+    Some((pool, (addr - unsafe { (*pool).start } as usize) as u32))
 }
 
 struct ArenaList {
@@ -344,21 +340,17 @@ unsafe fn init_arena(a: *mut Arena) {
     }
 }
 
-/// Maps and registers a new arena; null when the OS refuses.
+/// Commits a new arena from the arena space; null when out of memory.  Its slot-map
+/// entries read as the vacant pool.  Not yet live (`space::set_live`): the caller marks it
+/// so under the lock when it puts it on the list.
 fn new_arena() -> *mut Arena {
-    let base = os::map_arena();
+    let base = space::take_arena(crate::pool::vacant() as usize);
     if base.is_null() {
         return ptr::null_mut();
     }
     let a = base.cast::<Arena>();
-    // SAFETY: fresh mapping of ARENA_SIZE bytes.
+    // SAFETY: freshly committed, zeroed memory of ARENA_SIZE bytes.
     unsafe { init_arena(a) };
-    // Registered only once initialised: `live_blocks` may walk it from then on.
-    if !ownership::register_arena(base as usize) {
-        // SAFETY: the mapping was just made and never published.
-        unsafe { os::unmap(base, ARENA_SIZE) };
-        return ptr::null_mut();
-    }
     a
 }
 
@@ -385,6 +377,8 @@ pub fn claim_pool(slots: usize) -> Option<Claim> {
         list.stats.current += 1;
         list.stats.mapped += 1;
         list.stats.peak = list.stats.peak.max(list.stats.current);
+        // Live from now on: `for_each_pool` (under the lock) may walk it.
+        space::set_live(a as usize, true);
         // SAFETY: `a` is a live arena on no list.
         unsafe { list.insert_sorted(a) };
     }
@@ -404,7 +398,10 @@ fn mark_claimed(a: *mut Arena, first: usize, n: usize) -> Claim {
             (*e).kind = if i == 0 { kind::HEAD } else { kind::TAIL };
         }
     }
-    Claim { pool: head, start: Arena::slot_addr(a, first), zeroed }
+    let start = Arena::slot_addr(a, first);
+    // Every slot of the pool names its head in the slot map, so a free finds it in one load.
+    space::set_slots(start as usize, n, head as usize);
+    Claim { pool: head, start, zeroed }
 }
 
 /// Returns an empty pool's slots to its arena, and the arena to the OS if it is now empty.
@@ -423,6 +420,8 @@ pub unsafe fn release_pool(pool: *mut Pool) {
     // at once when enough free pages holding data gather in the arena (`purge_slots`), or
     // by `malloc_trim`.
     let released_at = tick_of(os::coarse_millis());
+    // Before the slots go back: another thread may claim them as soon as the lock allows.
+    space::set_slots(Arena::slot_addr(a, first) as usize, n, crate::pool::vacant() as usize);
     for i in 0..n {
         let e = Arena::entry(a, first + i);
         // SAFETY: still ours (bits not yet cleared).
@@ -436,8 +435,8 @@ pub unsafe fn release_pool(pool: *mut Pool) {
         let unmap = list.release_slots(a, first, n);
         if unmap {
             // Under the lock, so that `live_blocks` (which holds it) never meets an arena
-            // that is being unmapped.
-            ownership::unregister(base, ARENA_SIZE);
+            // that is being given back.
+            space::set_live(base, false);
         } else {
             // SAFETY: the lock is held and the arena stays mapped; the slots are free.
             unsafe {
@@ -453,8 +452,8 @@ pub unsafe fn release_pool(pool: *mut Pool) {
         unmap
     };
     if unmap {
-        // SAFETY: the arena is on no list, in no map, and holds no pool: nobody can reach it.
-        unsafe { os::unmap(base as *mut u8, ARENA_SIZE) };
+        // SAFETY: the arena is on no list, not live, and holds no pool: nobody can reach it.
+        unsafe { space::give_back_arena(base as *mut u8) };
     }
 }
 
@@ -482,19 +481,18 @@ pub struct PoolSnapshot {
 /// meanwhile).  Owners keep allocating and freeing: a snapshot, for statistics.
 pub fn for_each_pool(mut f: impl FnMut(&PoolSnapshot)) {
     let _list = ARENAS.lock();
-    ownership::for_each_arena(|base| {
+    space::for_each_live_arena(|base| {
         for slot in 1..SLOTS_PER_ARENA {
             let e = Arena::entry(base as *mut Arena, slot);
             // SAFETY: a registered arena's pool table is mapped and initialised.  Fields of
             // live pools are read with volatile loads: statistics, racing their owner.
             unsafe {
                 if ptr::read_volatile(ptr::addr_of!((*e).kind)) == kind::HEAD {
-                    let class = ptr::read_volatile(ptr::addr_of!((*e).class)) as usize;
+                    let class = (ptr::read_volatile(ptr::addr_of!((*e).class)) as usize).min(crate::size_class::CLASSES - 1);
                     f(&PoolSnapshot {
                         class,
                         used: ptr::read_volatile(ptr::addr_of!((*e).used)) as usize,
-                        capacity: ptr::read_volatile(ptr::addr_of!((*e).limit)) as usize
-                            / crate::size_class::size_of_class(class.min(crate::size_class::CLASSES - 1)),
+                        capacity: (crate::size_class::CLASS_LIMIT[class] / crate::size_class::CLASS_SIZE[class]) as usize,
                         slots: ptr::read_volatile(ptr::addr_of!((*e).slots)) as usize,
                     });
                 }
@@ -509,7 +507,7 @@ pub fn trim() -> usize {
     let mut released = 0;
     {
         let _list = ARENAS.lock();
-        ownership::for_each_arena(|base| {
+        space::for_each_live_arena(|base| {
             // SAFETY: a registered arena; the lock is held.
             released += unsafe { purge(base as *mut Arena, Purge::All) };
         });
@@ -526,11 +524,11 @@ pub fn trim() -> usize {
             list.spare_count -= 1;
             list.stats.current -= 1;
             list.stats.unmapped += 1;
-            ownership::unregister(a as usize, ARENA_SIZE);
+            space::set_live(a as usize, false);
             a
         };
-        // SAFETY: the arena is on no list, in no map, and holds no pool.
-        unsafe { os::unmap(a.cast(), ARENA_SIZE) };
+        // SAFETY: the arena is on no list, not live, and holds no pool.
+        unsafe { space::give_back_arena(a.cast()) };
         released += ARENA_SIZE;
     }
     released
@@ -755,7 +753,8 @@ mod tests {
         let arenas: [*mut Arena; 3] = core::array::from_fn(|_| new_arena());
         for &a in &arenas {
             assert!(!a.is_null());
-            assert_eq!(ownership::lookup(a as usize + 5 * SLOT_SIZE), ownership::Region::Arena(a as usize));
+            assert!(space::contains(a as usize + 5 * SLOT_SIZE));
+            assert!(pool_at(a as usize + 5 * SLOT_SIZE).is_none(), "a fresh arena has no pool");
             // SAFETY: fresh arena on no list.
             unsafe { list.insert_sorted(a) };
         }
@@ -785,9 +784,8 @@ mod tests {
         assert!(list.usable.is_null());
         assert_eq!(list.stats.unmapped, 3 - crate::config::SPARE_ARENAS);
         for &a in &arenas {
-            ownership::unregister(a as usize, ARENA_SIZE);
-            // SAFETY: the private list is dropped; the arenas were never shared.
-            unsafe { os::unmap(a.cast(), ARENA_SIZE) };
+            // SAFETY: the private list is dropped; the arenas were never shared or live.
+            unsafe { space::give_back_arena(a.cast()) };
         }
     }
 }

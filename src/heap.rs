@@ -64,36 +64,13 @@ const MAINTENANCE_INTERVAL: u32 = 32;
 /// When the last aging round ran (see `maintain`; rounds are `AGING_TICK_MS` apart at least).
 static LAST_AGING_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// The pool every empty `usedpools` entry points at.  Nothing is ever written to it: the
-/// slow path checks for it before touching a pool.
-struct EmptyPool(core::cell::UnsafeCell<Pool>);
-// SAFETY: EMPTY_POOL is never written, so sharing it between threads is sound.
-unsafe impl Sync for EmptyPool {}
-
-static EMPTY_POOL: EmptyPool = EmptyPool(core::cell::UnsafeCell::new(Pool {
-    free: ptr::null_mut(),
-    used: 0,
-    relink_at: 0,
-    block_size: 0,
-    bump: 0,
-    limit: 0,
-    next: ptr::null_mut(),
-    prev: ptr::null_mut(),
-    owner: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
-    start: ptr::null_mut(),
-    class: 0,
-    slots: 0,
-    kind: crate::pool::kind::FREE,
-    head_back: 0,
-    state: state::FULL,
-    zeroed: false,
-    dirty: false,
-    freed_tick: 0,
-}));
-
+/// The pool every empty `usedpools` entry points at: the vacant pool (`pool::vacant`),
+/// which has no free block, so the fast path needs no null test (mimalloc's trick).  It is
+/// never written: the fast path reads it through a raw pointer, the slow path checks for it
+/// before touching a pool.
 #[inline(always)]
 fn empty_pool() -> *mut Pool {
-    EMPTY_POOL.0.get()
+    crate::pool::vacant()
 }
 
 impl Heap {
@@ -144,9 +121,9 @@ impl Heap {
     /// Allocates a block of `class`.  Null only when the OS is out of memory.
     #[inline(always)]
     pub fn alloc(&mut self, class: usize) -> *mut u8 {
-        // SAFETY: usedpools entries are valid pools (ours, or EMPTY_POOL).
-        let pool = unsafe { &mut *self.list(class) };
-        let b = pool.pop_free();
+        // SAFETY: usedpools entries are our pools or the vacant one, whose free list is
+        // empty (so it is only read).
+        let b = unsafe { Pool::pop_free(self.list(class)) };
         if !b.is_null() {
             return b.cast();
         }
@@ -170,8 +147,7 @@ impl Heap {
     pub fn alloc_zeroed(&mut self, class: usize) -> *mut u8 {
         let (b, zero) = {
             // SAFETY: as in `alloc`.
-            let pool = unsafe { &mut *self.list(class) };
-            let b = pool.pop_free();
+            let b = unsafe { Pool::pop_free(self.list(class)) };
             if !b.is_null() {
                 (b, false)
             } else {
@@ -197,11 +173,12 @@ impl Heap {
                 break;
             }
             // SAFETY: pools on our lists are ours and live.
-            let pool = unsafe { &mut *pool };
-            let b = pool.pop_free();
+            let b = unsafe { Pool::pop_free(pool) };
             if !b.is_null() {
                 return (b, false);
             }
+            // SAFETY: as above.
+            let pool = unsafe { &mut *pool };
             let b = pool.pop_fresh();
             if !b.is_null() {
                 return (b, pool.zeroed);
@@ -348,7 +325,7 @@ impl Heap {
                 // address: the previous block was written to while it waited.  Else it
                 // was ours once and freed twice by other threads, its pool having gone
                 // back to the arenas in between.
-                if !prev.is_null() && crate::ownership::arena_of(b as usize).is_none() {
+                if !prev.is_null() && !crate::space::contains(b as usize) {
                     crate::diag::misuse(func, prev.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
                 }
                 crate::diag::misuse(func, b.cast(), "double free: the block is already free");
@@ -368,9 +345,8 @@ impl Heap {
 
     /// The pool of `b` if `b` starts a block of a pool this heap owns.
     fn pool_of_remote_block(&self, b: *mut Block) -> Option<*mut Pool> {
-        let base = crate::ownership::arena_of(b as usize)?;
-        let (pool, offset) = arena::pool_of(base, b as usize)?;
-        // SAFETY: `pool_of` returns live pool heads.
+        let (pool, offset) = arena::pool_at(b as usize)?;
+        // SAFETY: `pool_at` returns live pool heads.
         let ours = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) } == self as *const Heap as *mut Heap;
         // SAFETY: as above; the pool is ours, so is its `bump`.
         (ours && unsafe { (*pool).is_carved_block_offset(offset) }).then_some(pool)
@@ -514,7 +490,7 @@ mod tests {
     }
 
     fn pool_of_block(b: *mut u8) -> *mut Pool {
-        arena::pool_of(b as usize & !crate::config::ARENA_MASK, b as usize).expect("block in a pool").0
+        arena::pool_at(b as usize).expect("block in a pool").0
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //!  arena.rs      4 MiB arenas carved into 16 KiB slots; the global arena list (spinlock)
 //!  large.rs      > 1 MiB: one mapping per block, mremap for realloc
 //!  ownership.rs  address → arena / large mapping / not ours, in O(1)
+//!  space.rs      the reserved range every arena lives in; slot → pool map
 //!   │
 //!  os.rs         every system call: mmap, munmap, madvise, mremap, write(2)
 //! ```
@@ -44,8 +45,8 @@
 //! or claims a fresh pool from the arenas (taking the arena-list spinlock once per pool,
 //! not per block).
 //!
-//! `free(p)` looks `p` up in the ownership map (never trusting a pointer it did not hand
-//! out), finds the pool header through the arena's pool table, checks `p` starts a block,
+//! `free(p)` finds `p`'s pool with a subtract, a compare and one load of the slot map
+//! (`space.rs`; never trusting a pointer it did not hand out), checks `p` starts a block,
 //! and pushes the block on the pool's free list when the pool's owner heap is the calling
 //! thread's, or on the owner heap's remote stack otherwise.  A block whose first word
 //! already decodes to a free-list link is free already: a double free, reported.  An empty pool goes back to its arena (each heap keeps one per class); an
@@ -74,6 +75,7 @@ pub mod ownership;
 pub mod pool;
 pub mod remote;
 pub mod size_class;
+pub mod space;
 pub mod stats;
 pub mod thread;
 

@@ -62,6 +62,96 @@ pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
     aligned as *mut u8
 }
 
+/// Reserves `len` bytes of address space aligned to `align`: inaccessible (`PROT_NONE`)
+/// and uncharged (`MAP_NORESERVE`) until parts of it are committed with `protect_rw`.
+/// Returns null on failure.
+pub fn reserve_aligned(len: usize, align: usize) -> *mut u8 {
+    let Some(over) = len.checked_add(align) else { return ptr::null_mut() };
+    // SAFETY: an anonymous private mapping with no fixed address touches no existing memory.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            over,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    // SAFETY: both trimmed ranges lie inside the reservation just made.
+    unsafe {
+        if aligned != start {
+            unmap(raw.cast(), aligned - start);
+        }
+        if start + over != aligned + len {
+            unmap((aligned + len) as *mut u8, start + over - aligned - len);
+        }
+    }
+    aligned as *mut u8
+}
+
+/// Turns committed memory back into reserved address space: its pages go back to the OS,
+/// and it is inaccessible until `protect_rw` commits it again.  False when the kernel
+/// refused (the range is then unchanged).
+///
+/// # Safety
+/// The range must be page-aligned, inside one of our reservations, and hold no live data.
+#[must_use]
+pub unsafe fn unreserve_in_place(p: *mut u8, len: usize) -> bool {
+    // SAFETY: MAP_FIXED over a range we own and nobody uses.
+    let r = unsafe {
+        libc::mmap(
+            p.cast(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    r == p.cast()
+}
+
+/// The address-space limit (`ulimit -v`, RLIMIT_AS) in bytes, or None when unlimited.
+pub fn address_space_limit() -> Option<usize> {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) } != 0 || rl.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(rl.rlim_cur as usize)
+}
+
+/// Bytes of address space the process maps (the first field of `/proc/self/statm`, in
+/// pages), read with raw system calls; None when unavailable.
+pub fn mapped_bytes() -> Option<usize> {
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe { libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: reads at most the buffer's length into it.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    let mut pages: usize = 0;
+    let mut digits = 0;
+    for &c in buf.iter().take(n.max(0) as usize) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        pages = pages.saturating_mul(10).saturating_add((c - b'0') as usize);
+        digits += 1;
+    }
+    (digits > 0).then(|| pages.saturating_mul(page_size()))
+}
+
 /// Maps one arena: `ARENA_SIZE` bytes aligned to `ARENA_SIZE`.
 pub fn map_arena() -> *mut u8 {
     map_aligned(ARENA_SIZE, ARENA_SIZE)

@@ -1,24 +1,18 @@
 //! The ownership map: for any address, in O(1) and without touching the address itself,
 //! whether arenalloc owns it and which region (arena or large mapping) it lies in.
 //!
-//! Every region arenalloc maps starts on a 4 MiB (`ARENA_SIZE`) boundary, so one entry per
-//! 4 MiB "chunk" of address space is enough.  The map is a two-level radix tree over 48-bit
-//! addresses, as CPython's `address_in_range` radix tree is:
+//! Arenas all live in the arena space (`space.rs`): an address is in an arena after a
+//! subtract and a compare.  Large mappings are anywhere; each starts on a 4 MiB
+//! (`ARENA_SIZE`) boundary, so one entry per 4 MiB "chunk" of address space records them,
+//! in a two-level radix tree over 48-bit addresses, as CPython's `address_in_range` radix
+//! tree is:
 //!
 //! ```text
 //!  address:  | 13 bits: top index | 13 bits: leaf index | 22 bits: offset in chunk |
 //!  TOP[top] ──► Leaf (64 KiB, mapped on first use) ──► entry
 //!  entry:    0                       not ours
-//!            arena_base | ARENA      the chunk is an arena (base = the chunk itself)
 //!            header     | LARGE      the chunk belongs to the large mapping at `header`
 //! ```
-//!
-//! In front of the tree sits a flat bitmap with one bit per chunk of the low 2^47 bytes
-//! (where Linux places every mapping unless asked otherwise), set iff the chunk is an
-//! arena: the free path's question "is this a block of an arena?" is one load and a bit
-//! test.  It is 4 MiB of zero-filled `.bss`, of which only the pages covering arenas are
-//! ever touched.  Large mappings, and arenas above 2^47 should there be any, are found
-//! in the tree.
 //!
 //! Leaves are installed with a compare-and-swap and never freed, so readers need no lock.
 //! An entry is written before its region is handed out and cleared before the region is
@@ -26,10 +20,11 @@
 //! not freed, so Acquire/Release on the entries is all the ordering needed.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use crate::config::{ADDRESS_BITS, ARENA_SHIFT, ARENA_SIZE};
 use crate::os;
+use crate::space;
 
 const LEAF_BITS: usize = 13;
 const TOP_BITS: usize = ADDRESS_BITS - ARENA_SHIFT - LEAF_BITS;
@@ -37,7 +32,6 @@ const LEAF_LEN: usize = 1 << LEAF_BITS;
 const TOP_LEN: usize = 1 << TOP_BITS;
 
 const TAG_MASK: usize = 0b11;
-const TAG_ARENA: usize = 0b01;
 const TAG_LARGE: usize = 0b10;
 
 struct Leaf {
@@ -45,12 +39,6 @@ struct Leaf {
 }
 
 static TOP: [AtomicPtr<Leaf>; TOP_LEN] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP_LEN];
-
-/// Address bits the arena bitmap covers.
-const FAST_ADDRESS_BITS: usize = 47;
-const FAST_CHUNKS: usize = 1 << (FAST_ADDRESS_BITS - ARENA_SHIFT);
-/// Bit `c % 64` of word `c / 64` is set iff chunk `c` is an arena.
-static ARENA_BITS: [AtomicU64; FAST_CHUNKS / 64] = [const { AtomicU64::new(0) }; FAST_CHUNKS / 64];
 
 /// What the map knows of an address.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -87,44 +75,21 @@ fn entry_of(addr: usize) -> usize {
     unsafe { (*leaf).entries.get_unchecked((addr >> ARENA_SHIFT) & (LEAF_LEN - 1)) }.load(Ordering::Acquire)
 }
 
-/// The base of the arena containing `addr` when the bitmap knows it; None means "ask
-/// `lookup`", not "not an arena".
-#[inline(always)]
-pub fn arena_of(addr: usize) -> Option<usize> {
-    let chunk = addr >> ARENA_SHIFT;
-    // Compare the word index, not the address, with the bound: a smaller constant.
-    let index = chunk / 64;
-    if index >= ARENA_BITS.len() {
-        return None;
-    }
-    // SAFETY-free: checked just above.
-    let word = &ARENA_BITS[index];
-    if word.load(Ordering::Acquire) & (1 << (chunk % 64)) != 0 {
-        return Some(addr & !(ARENA_SIZE - 1));
-    }
-    None
-}
-
 /// Looks up the region containing `addr`.
-#[inline(always)]
+#[inline]
 pub fn lookup(addr: usize) -> Region {
-    match arena_of(addr) {
-        Some(base) => Region::Arena(base),
-        None => lookup_in_tree(addr),
+    if space::contains(addr) {
+        return Region::Arena(addr & !(ARENA_SIZE - 1));
     }
+    lookup_in_tree(addr)
 }
 
-/// `lookup` for whatever is not an arena in the bitmap.
+/// `lookup` for whatever is not in the arena space.
 #[inline(never)]
 fn lookup_in_tree(addr: usize) -> Region {
     let entry = entry_of(addr);
-    let base = entry & !TAG_MASK;
-    // The common case in one compare: an arena entry names its own chunk.
-    if entry == (addr & !(ARENA_SIZE - 1)) | TAG_ARENA {
-        return Region::Arena(base);
-    }
     if entry & TAG_MASK == TAG_LARGE && addr >> ADDRESS_BITS == 0 {
-        return Region::Large(base);
+        return Region::Large(entry & !TAG_MASK);
     }
     Region::Foreign
 }
@@ -174,36 +139,6 @@ fn set_range(start: usize, len: usize, value: usize) -> bool {
     true
 }
 
-/// Calls `f` with the base of every registered arena (for statistics).
-pub fn for_each_arena(mut f: impl FnMut(usize)) {
-    for (top, leaf) in TOP.iter().enumerate() {
-        let leaf = leaf.load(Ordering::Acquire);
-        if leaf.is_null() {
-            continue;
-        }
-        for index in 0..LEAF_LEN {
-            // SAFETY: installed leaves are valid forever; index < LEAF_LEN.
-            let entry = unsafe { (*leaf).entries.get_unchecked(index) }.load(Ordering::Acquire);
-            let chunk = ((top << LEAF_BITS) | index) << ARENA_SHIFT;
-            if entry == chunk | TAG_ARENA {
-                f(chunk);
-            }
-        }
-    }
-}
-
-/// Records an arena at `base` (aligned to `ARENA_SIZE`).
-pub fn register_arena(base: usize) -> bool {
-    if !set_range(base, ARENA_SIZE, base | TAG_ARENA) {
-        return false;
-    }
-    let chunk = base >> ARENA_SHIFT;
-    if let Some(word) = ARENA_BITS.get(chunk / 64) {
-        word.fetch_or(1 << (chunk % 64), Ordering::Release);
-    }
-    true
-}
-
 /// Records a large mapping at `base` (aligned to `ARENA_SIZE`) of `len` bytes.
 pub fn register_large(base: usize, len: usize) -> bool {
     set_range(base, len, base | TAG_LARGE)
@@ -218,13 +153,6 @@ pub fn extend_large(base: usize, from: usize, to: usize) -> bool {
 /// Forgets the region of `len` bytes at `base` (aligned to `ARENA_SIZE`).  Call before the
 /// memory is unmapped: once it is, another thread may map and register the same range.
 pub fn unregister(base: usize, len: usize) {
-    let mut chunk = base >> ARENA_SHIFT;
-    while chunk < (base + len).div_ceil(ARENA_SIZE) {
-        if let Some(word) = ARENA_BITS.get(chunk / 64) {
-            word.fetch_and(!(1 << (chunk % 64)), Ordering::Release);
-        }
-        chunk += 1;
-    }
     set_range(base, len, 0);
 }
 
@@ -237,21 +165,16 @@ mod tests {
         assert_eq!(lookup(0), Region::Foreign);
         assert_eq!(lookup(usize::MAX), Region::Foreign);
         assert_eq!(lookup(1 << 50), Region::Foreign);
+        // A stack address is never in an arena.  (It may share a 4 MiB chunk with a large
+        // mapping another test made: the tree is chunk-granular, `large.rs` checks bounds.)
         let stack_var = 5u32;
-        assert_eq!(lookup(&stack_var as *const u32 as usize), Region::Foreign);
+        assert!(!matches!(lookup(&stack_var as *const u32 as usize), Region::Arena(_)));
     }
 
     #[test]
     fn registered_ranges_are_found_and_forgotten() {
         // An address range nobody maps in this test: high in the 48-bit space.
         let base = 0x7000_0000_0000usize;
-        assert!(register_arena(base));
-        assert_eq!(lookup(base), Region::Arena(base));
-        assert_eq!(lookup(base + ARENA_SIZE - 1), Region::Arena(base));
-        assert_eq!(lookup(base + ARENA_SIZE), Region::Foreign);
-        unregister(base, ARENA_SIZE);
-        assert_eq!(lookup(base + 5), Region::Foreign);
-
         let large = base + 8 * ARENA_SIZE;
         assert!(register_large(large, 3 * ARENA_SIZE + 4096));
         for off in [0, ARENA_SIZE, 3 * ARENA_SIZE + 100] {

@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use crate::config::SLOT_SIZE;
 use crate::heap::Heap;
 use crate::config::{ARENA_MASK, PAGE_SIZE, SLOT_SHIFT};
-use crate::size_class::{divisor_of_class, size_of_class, slots_of_class, CLASSES, CLASS_SIZE, CLASS_SLOTS};
+use crate::size_class::{divisor_of_class, slots_of_class, Divisor, CLASSES, CLASS_LIMIT, CLASS_SIZE, CLASS_SLOTS};
 
 /// A free block: its first word links to the next free block of the same pool.
 ///
@@ -148,7 +148,8 @@ pub mod state {
     pub const FULL: u8 = 1;
 }
 
-/// A pool header: one entry of an arena's pool table.  Exactly 64 bytes (one cache line).
+/// A pool header: one entry of an arena's pool table.  Exactly 64 bytes (one cache line):
+/// the fields the fast paths read come first.
 #[repr(C, align(64))]
 pub struct Pool {
     /// Head of the local free list; null when empty.
@@ -159,22 +160,21 @@ pub struct Pool {
     /// (it became empty), `capacity - RELINK` for a full one (enough blocks came back to
     /// put it on the used list again).  One compare covers both events.
     pub relink_at: u16,
-    /// Size of each block (the class size, cached here for the hot paths).
-    pub block_size: u32,
     /// Offset from `start` of the first never-used block.
     pub bump: u32,
-    /// Offset from `start` just past the last whole block: `bump == limit` when carved out.
-    pub limit: u32,
-    /// usedpools links (meaningful iff `state == USED`).
-    pub next: *mut Pool,
-    pub prev: *mut Pool,
-    /// The heap that owns the pool; only that heap's thread touches `free`, `used`, `bump`.
-    /// Written only while no block of the pool is live, read by any thread freeing a block.
-    pub owner: AtomicPtr<Heap>,
     /// First byte of the pool's memory.  (It also follows from where this entry sits in its
     /// arena's table, but the allocation fast path checks free-list links against it, and
     /// a load is cheaper than the arithmetic.)
     pub start: *mut u8,
+    /// The test for "this offset starts a block" (see `size_class::Divisor`), cached from
+    /// the class so the free path reads one field instead of a table.
+    pub divisor: Divisor,
+    /// The heap that owns the pool; only that heap's thread touches `free`, `used`, `bump`.
+    /// Written only while no block of the pool is live, read by any thread freeing a block.
+    pub owner: AtomicPtr<Heap>,
+    /// usedpools links (meaningful iff `state == USED`).
+    pub next: *mut Pool,
+    pub prev: *mut Pool,
     /// Size class index.
     pub class: u8,
     /// Slots the pool spans.
@@ -185,7 +185,7 @@ pub struct Pool {
     pub head_back: u8,
     /// `state::USED` or `state::FULL`.
     pub state: u8,
-    /// Memory from `bump` to `limit` is known to be zero (fresh or decommitted pages).
+    /// Memory from `bump` to `limit()` is known to be zero (fresh or decommitted pages).
     pub zeroed: bool,
     /// This slot's memory may hold data (it has been part of a pool since last decommit).
     pub dirty: bool,
@@ -193,6 +193,40 @@ pub struct Pool {
     /// (`arena::tick_of`, wrapping).  Aging decommits it once it has sat free for the
     /// purge delay.
     pub freed_tick: u8,
+}
+
+/// The pool that is no pool: what the slot map names for every slot outside a pool, and
+/// what an empty `usedpools` entry points at.  Every test a fast path makes of it fails
+/// (no free block, nothing carved, no offset starts a block), so neither path needs a
+/// null test; nothing ever writes to it.
+struct VacantPool(core::cell::UnsafeCell<Pool>);
+// SAFETY: never written, so sharing it between threads is sound.
+unsafe impl Sync for VacantPool {}
+
+static VACANT: VacantPool = VacantPool(core::cell::UnsafeCell::new(Pool {
+    free: ptr::null_mut(),
+    used: 0,
+    relink_at: 0,
+    bump: 0,
+    start: ptr::null_mut(),
+    divisor: Divisor::NONE,
+    owner: AtomicPtr::new(ptr::null_mut()),
+    next: ptr::null_mut(),
+    prev: ptr::null_mut(),
+    class: 0,
+    slots: 0,
+    kind: kind::FREE,
+    head_back: 0,
+    state: state::FULL,
+    zeroed: false,
+    dirty: false,
+    freed_tick: 0,
+}));
+
+/// The vacant pool (see `VACANT`).  Only ever read through this pointer.
+#[inline(always)]
+pub fn vacant() -> *mut Pool {
+    VACANT.0.get()
 }
 
 const _: () = assert!(core::mem::size_of::<Pool>() == 64);
@@ -242,15 +276,12 @@ impl Pool {
     /// arena by the caller, and `start` must be the first byte of those slots.
     pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: *mut Heap, zeroed: bool) {
         debug_assert_eq!(start as usize, self.start_from_table_position());
-        let size = size_of_class(class);
         let slots = slots_of_class(class);
-        let capacity = slots * SLOT_SIZE / size;
         self.free = ptr::null_mut();
         self.used = 0;
         self.relink_at = 0;
-        self.block_size = size as u32;
         self.bump = 0;
-        self.limit = (capacity * size) as u32;
+        self.divisor = divisor_of_class(class);
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.owner = AtomicPtr::new(owner);
@@ -263,24 +294,32 @@ impl Pool {
         self.zeroed = zeroed;
     }
 
-    /// Pops a block off the free list, or null.  The allocation fast path.  Aborts when
-    /// the block's link was overwritten (a use-after-free write): see `Link`.
+    /// Pops a block off the free list of `this`, or null.  The allocation fast path.
+    /// Aborts when the block's link was overwritten (a use-after-free write): see `Link`.
+    ///
+    /// # Safety
+    /// `this` must be a pool owned by the calling thread's heap, or the vacant pool (whose
+    /// free list is empty, so nothing is written).  A raw pointer, not `&mut self`: the
+    /// vacant pool is shared by every thread.
     #[inline(always)]
-    pub fn pop_free(&mut self) -> *mut Block {
-        let b = self.free;
-        if !b.is_null() {
-            // SAFETY: blocks on the free list are ours; the link is checked before use.
-            let next = unsafe { Link::read(b) };
-            if !self.may_link_to(next, self.start() as usize) {
-                crate::diag::misuse("malloc", b.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
+    pub unsafe fn pop_free(this: *mut Pool) -> *mut Block {
+        // SAFETY: the caller's guarantee; fields are reached through the raw pointer.
+        unsafe {
+            let b = (*this).free;
+            if !b.is_null() {
+                // Blocks on the free list are ours; the link is checked before use.
+                let next = Link::read(b);
+                if !is_link_below(next, (*this).start as usize, (*this).bump) {
+                    crate::diag::misuse("malloc", b.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
+                }
+                (*this).free = next;
+                // `b` is now handed out; clearing its link word makes "first word decodes
+                // to a link" mean "already free" (see `Block`).
+                b.cast::<usize>().write(0);
+                (*this).used += 1;
             }
-            self.free = next;
-            // SAFETY: `b` is now handed out; clearing its link word makes "first word decodes
-            // to a link" mean "already free" (see `Block`).
-            unsafe { b.cast::<usize>().write(0) };
-            self.used += 1;
+            b
         }
-        b
     }
 
     /// True when `next` is null or a block this pool has carved: what a free-list link of
@@ -298,14 +337,14 @@ impl Pool {
     #[inline]
     pub fn pop_fresh(&mut self) -> *mut Block {
         debug_assert!(self.free.is_null());
-        if self.bump >= self.limit {
+        if self.bump >= self.limit() {
             return ptr::null_mut();
         }
-        let size = self.block_size as usize;
+        let size = self.block_size() as usize;
         let start = self.start() as usize;
         let first = start + self.bump as usize;
         // Blocks wholly below `end` join the free list.
-        let end = ((first | (PAGE_SIZE - 1)) + 1).min(start + self.limit as usize);
+        let end = ((first | (PAGE_SIZE - 1)) + 1).min(start + self.limit() as usize);
         let mut carved_end = first + size;
         if carved_end + size <= end {
             self.free = carved_end as *mut Block;
@@ -354,18 +393,18 @@ impl Pool {
         // SAFETY: `b` is a block of this pool: its first word is mapped.
         let next = Link::decode(unsafe { ptr::read_volatile(b.cast::<usize>()) }, b);
         // `limit`, not `bump`: other threads may ask, and only the owner reads `bump`.
-        is_link_below(next, self.start as usize, self.limit)
+        is_link_below(next, self.start as usize, self.limit())
     }
 
     /// True when every block is handed out.
     #[inline]
     pub fn is_exhausted(&self) -> bool {
-        self.free.is_null() && self.bump >= self.limit
+        self.free.is_null() && self.bump >= self.limit()
     }
 
     /// Number of blocks the pool holds.
     pub fn capacity(&self) -> u32 {
-        self.limit.checked_div(self.block_size).unwrap_or(0) // never 0 for a head
+        self.limit() / self.block_size()
     }
 
     /// The pool leaves the used list: it is full until `relink_after()` blocks come back.
@@ -380,6 +419,22 @@ impl Pool {
     pub fn mark_used(&mut self) {
         self.state = state::USED;
         self.relink_at = 0;
+    }
+
+    /// Size of each block (the class size).
+    #[inline(always)]
+    pub fn block_size(&self) -> u32 {
+        debug_assert!((self.class as usize) < CLASSES);
+        // SAFETY: every pool's class is below CLASSES.
+        unsafe { *CLASS_SIZE.get_unchecked(self.class as usize) }
+    }
+
+    /// Offset from `start` just past the last whole block: `bump == limit()` when carved out.
+    #[inline(always)]
+    pub fn limit(&self) -> u32 {
+        debug_assert!((self.class as usize) < CLASSES);
+        // SAFETY: as in `block_size`.
+        unsafe { *CLASS_LIMIT.get_unchecked(self.class as usize) }
     }
 
     /// First byte of the pool's memory.
@@ -409,18 +464,18 @@ impl Pool {
     /// the owner thread only, which alone moves `bump`.
     #[inline(always)]
     pub fn is_carved_block_offset(&self, offset: u32) -> bool {
-        offset < self.bump && divisor_of_class(self.class as usize).divides(offset)
+        offset < self.bump && self.divisor.divides(offset)
     }
 
     /// `is_block_start` for an address `offset` bytes into the pool.
     #[inline(always)]
     pub fn is_block_offset(&self, offset: u32) -> bool {
-        offset < self.limit && divisor_of_class(self.class as usize).divides(offset)
+        offset < self.limit() && self.divisor.divides(offset)
     }
 
     /// Checks the invariants that must hold of a head entry between operations.
     pub fn is_valid(&self) -> bool {
-        if self.kind != kind::HEAD || self.block_size == 0 {
+        if self.kind != kind::HEAD || self.block_size() == 0 {
             return false;
         }
         let cap = self.capacity();
@@ -437,9 +492,9 @@ impl Pool {
             // SAFETY: b was checked to be a block of this pool.
             b = unsafe { Link::read(b) };
         }
-        let carved = self.bump / self.block_size;
+        let carved = self.bump / self.block_size();
         let used = self.used as u32;
-        self.bump <= self.limit && used + on_list == carved && used <= cap
+        self.bump <= self.limit() && used + on_list == carved && used <= cap
     }
 }
 
@@ -470,7 +525,7 @@ mod tests {
 
     /// A block as the heap takes one: from the free list, else freshly carved.
     fn take(p: &mut Pool) -> *mut Block {
-        let b = p.pop_free();
+        let b = unsafe { Pool::pop_free(p) };
         if b.is_null() {
             p.pop_fresh()
         } else {
@@ -482,7 +537,7 @@ mod tests {
     fn carving_hands_out_every_block_once_in_address_order() {
         for class in [0, class_of(100), class_of(512), class_of(3000), CLASSES - 1] {
             let (p, mem, len, arena) = fresh_pool(class);
-            let size = p.block_size as usize;
+            let size = p.block_size() as usize;
             let cap = p.capacity() as usize;
             assert!(cap >= 1 && cap * size <= len);
             for i in 0..cap {
@@ -493,7 +548,7 @@ mod tests {
                 let end = mem as usize + p.bump as usize;
                 assert!(end <= ((b as usize + size - 1) | (PAGE_SIZE - 1)) + 1, "class {class} block {i}");
             }
-            assert!(p.pop_free().is_null());
+            assert!(unsafe { Pool::pop_free(p) }.is_null());
             assert!(p.pop_fresh().is_null());
             assert!(p.is_exhausted());
             assert_eq!(p.used as usize, cap);
@@ -515,10 +570,10 @@ mod tests {
         }
         assert_eq!(p.used, 3);
         assert!(p.is_valid());
-        assert_eq!(p.pop_free(), blocks[3]);
-        assert_eq!(p.pop_free(), blocks[1]);
+        assert_eq!(unsafe { Pool::pop_free(p) }, blocks[3]);
+        assert_eq!(unsafe { Pool::pop_free(p) }, blocks[1]);
         // Then the blocks carved with the first, in address order.
-        assert_eq!(p.pop_free() as usize, blocks[4] as usize + 48);
+        assert_eq!(unsafe { Pool::pop_free(p) } as usize, blocks[4] as usize + 48);
         assert_eq!(p.used, 6);
         assert!(p.is_valid());
         assert!(p.is_block_start(blocks[2] as usize));

@@ -46,6 +46,20 @@ const _: () = assert!(CLASSES <= 255, "classes are stored in a u8");
 pub static CLASS_SIZE: [u32; CLASSES] = build_sizes();
 /// Slots spanned by a pool of each class.
 pub static CLASS_SLOTS: [u8; CLASSES] = build_slots();
+/// Bytes of a pool of each class that its whole blocks cover (capacity × block size).
+pub static CLASS_LIMIT: [u32; CLASSES] = build_limits();
+
+const fn build_limits() -> [u32; CLASSES] {
+    let mut t = [0u32; CLASSES];
+    let mut c = 0;
+    while c < CLASSES {
+        let size = class_size_of(c);
+        let pool = slots_for(size) * SLOT_SIZE;
+        t[c] = (pool / size * size) as u32;
+        c += 1;
+    }
+    t
+}
 
 const fn class_size_of(class: usize) -> usize {
     if class < SMALL_CLASSES {

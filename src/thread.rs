@@ -126,6 +126,9 @@ pub fn ensure_init() {
         // The free-list secret and debug mode are fixed before any block is handed out.
         crate::pool::Link::set_key(os::random_word());
         crate::alloc::configure();
+        // The arena space, before the first arena (failure leaves pools unavailable:
+        // small allocations then fail with ENOMEM, as when memory runs out).
+        crate::space::reserve();
         let mut k: libc::pthread_key_t = 0;
         // SAFETY: plain key creation; glibc keeps the first keys in static storage, so
         // creating ours this early means setting it never needs calloc.
@@ -153,11 +156,13 @@ extern "C" fn before_fork() {
     crate::debug::lock_for_fork();
     core::mem::forget(REGISTRY.lock());
     arena::lock_for_fork();
+    crate::space::lock_for_fork();
 }
 
 extern "C" fn after_fork_parent() {
     // SAFETY: `before_fork` left the three locks held by this thread.
     unsafe {
+        crate::space::unlock_after_fork();
         arena::unlock_after_fork();
         REGISTRY.force_unlock();
         crate::debug::unlock_after_fork();
@@ -167,6 +172,7 @@ extern "C" fn after_fork_parent() {
 extern "C" fn after_fork_child() {
     // SAFETY: the child's only thread is the one that held the locks in `before_fork`.
     unsafe {
+        crate::space::unlock_after_fork();
         arena::unlock_after_fork();
         REGISTRY.force_unlock();
         crate::debug::unlock_after_fork();
