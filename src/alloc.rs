@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arena;
 use crate::debug::{self, Api};
-use crate::config::{MEDIUM_MAX, MIN_ALIGN};
+use crate::config::{MEDIUM_MAX, MIN_ALIGN, SMALL_MAX};
 use crate::diag;
 use crate::large;
 use crate::os;
@@ -67,10 +67,13 @@ fn alloc_class_attach(class: usize, zeroed: bool) -> *mut u8 {
     }
 }
 
-/// Requests below this size take the fast path of `malloc`/`calloc`.  0 until
-/// initialisation has read the environment (so the first call takes the slow path, which
-/// initialises), then `MEDIUM_MAX + 1`, or still 0 in debug mode, where every allocation
-/// goes through `debug.rs`.  A load instead of an immediate: the same instruction count.
+/// `malloc`/`calloc` take their small fast path for requests of 1 to `SMALL_LIMIT` bytes
+/// and their medium one up to `FAST_LIMIT` (compared as `size - 1 < limit`, so 0 takes the
+/// slow path too).  Both are 0 until initialisation has read the environment (so the first
+/// call takes the slow path, which initialises), then `SMALL_MAX` and `MEDIUM_MAX`, or
+/// still 0 in debug mode, where every allocation goes through `debug.rs`.  One compare with
+/// a load costs the small path what a compare with a constant would.
+static SMALL_LIMIT: AtomicUsize = AtomicUsize::new(0);
 static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 /// Reads the settings that must be fixed before the first block is handed out (debug
@@ -80,7 +83,8 @@ pub fn configure() {
     if os::env_flag(c"ARENALLOC_DEBUG") {
         debug::enable();
     } else {
-        FAST_LIMIT.store(MEDIUM_MAX + 1, Ordering::Relaxed);
+        SMALL_LIMIT.store(SMALL_MAX, Ordering::Relaxed);
+        FAST_LIMIT.store(MEDIUM_MAX, Ordering::Relaxed);
     }
 }
 
@@ -90,10 +94,22 @@ pub fn malloc(size: usize) -> *mut u8 {
     malloc_api(size, Api::C)
 }
 
-/// `malloc` on behalf of API family `api` (which debug mode records).
+/// `malloc` on behalf of API family `api` (which debug mode records).  The fast path is
+/// the small classes: their class is `(size - 1) / 16`, one shift.
 #[inline(always)]
 pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
-    if size < FAST_LIMIT.load(Ordering::Relaxed) {
+    let s = size.wrapping_sub(1);
+    if s < SMALL_LIMIT.load(Ordering::Relaxed) {
+        debug_assert!(s < SMALL_MAX);
+        return alloc_class(s >> 4, false);
+    }
+    malloc_medium(size, api)
+}
+
+/// `malloc` of what is not small: medium classes, else the slow path.
+#[inline(never)]
+fn malloc_medium(size: usize, api: Api) -> *mut u8 {
+    if size.wrapping_sub(1) < FAST_LIMIT.load(Ordering::Relaxed) {
         return alloc_class(class_of(size), false);
     }
     malloc_slow(size, api, false)
@@ -154,7 +170,7 @@ pub fn calloc(size: usize) -> *mut u8 {
 
 /// `calloc` on behalf of API family `api`.
 pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
-    if size < FAST_LIMIT.load(Ordering::Relaxed) {
+    if size.wrapping_sub(1) < FAST_LIMIT.load(Ordering::Relaxed) {
         return alloc_class(class_of(size), true);
     }
     malloc_slow(size, api, true)
@@ -206,7 +222,7 @@ fn owner_of(p: *mut u8, func: &str) -> Owner {
 fn block_in_arena(p: *mut u8, func: &str) -> Owner {
     match arena::pool_at(p as usize) {
         // SAFETY: `pool_at` returns live pool heads only.
-        Some((pool, offset)) if unsafe { (*pool).is_block_offset(offset) } => Owner::Pool(pool),
+        Some((pool, offset)) if unsafe { (*pool).is_block_offset(offset as usize) } => Owner::Pool(pool),
         Some(_) if debug::enabled() => Owner::Debug,
         Some(_) => diag::misuse(func, p, "pointer into a block, not the start of one"),
         None => diag::misuse(func, p, "pointer into arenalloc memory that is not an allocated block"),
@@ -223,7 +239,8 @@ pub fn owns(p: *const u8) -> bool {
     }
 }
 
-/// Frees `p` (non-null).
+/// Frees `p`; null is allowed (and costs nothing on the fast path: it is outside the
+/// arena space, so it takes `free_uncommon`, which returns).
 #[inline(always)]
 pub fn free(p: *mut u8) {
     free_api(p, Api::C, "free")
@@ -243,7 +260,7 @@ pub fn free_api(p: *mut u8, api: Api, func: &str) {
         // is set, and heaps are never unmapped.  `p` lies in the pool's slots, so its
         // offset fits in 32 bits (for the vacant pool it is meaningless and fails).
         unsafe {
-            let offset = (p as usize).wrapping_sub((*pool).start as usize) as u32;
+            let offset = (p as usize).wrapping_sub((*pool).start as usize);
             let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
             if owner == thread::current_heap() {
                 // Ours: the block must be one the pool has carved (`bump` is ours).
@@ -259,9 +276,12 @@ pub fn free_api(p: *mut u8, api: Api, func: &str) {
     free_uncommon(p, api, func)
 }
 
-/// Large blocks, debug blocks, and misuse.
+/// Null, large blocks, debug blocks, and misuse.
 #[inline(never)]
 fn free_uncommon(p: *mut u8, api: Api, func: &str) {
+    if p.is_null() {
+        return;
+    }
     match owner_of(p, func) {
         Owner::Pool(pool) => free_in_pool(pool, p, func),
         Owner::Large(base) => large::free(base, p, func),
@@ -307,7 +327,7 @@ fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
         // The pool belongs to the calling thread's heap (a thread without a heap, such as
         // one past its exit destructor, has null here and frees remotely).
         // SAFETY: `pool` is live; its `bump` is ours to read.
-        if !unsafe { (*pool).is_carved_block_offset((p as usize - (*pool).start() as usize) as u32) } {
+        if !unsafe { (*pool).is_carved_block_offset(p as usize - (*pool).start() as usize) } {
             diag::misuse(func, p, "pointer to a block that was never allocated");
         }
         // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.

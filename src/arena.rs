@@ -491,7 +491,7 @@ pub fn for_each_pool(mut f: impl FnMut(&PoolSnapshot)) {
                     let class = (ptr::read_volatile(ptr::addr_of!((*e).class)) as usize).min(crate::size_class::CLASSES - 1);
                     f(&PoolSnapshot {
                         class,
-                        used: ptr::read_volatile(ptr::addr_of!((*e).used)) as usize,
+                        used: Pool::used_racy(e) as usize,
                         capacity: (crate::size_class::CLASS_LIMIT[class] / crate::size_class::CLASS_SIZE[class]) as usize,
                         slots: ptr::read_volatile(ptr::addr_of!((*e).slots)) as usize,
                     });

@@ -73,6 +73,17 @@ fn empty_pool() -> *mut Pool {
     crate::pool::vacant()
 }
 
+/// Lets a kept pool of a small class empty again without the slow path (`Pool::keep`),
+/// so a malloc+free loop of small blocks stays on the fast paths.  Medium pools still take
+/// it each time they empty: the slow path also drives maintenance (`maintain`), which
+/// must keep running while a program only churns through kept pools; medium churn costs
+/// more than the few instructions this saves anyway.
+fn keep_quietly(pool: &mut Pool) {
+    if (pool.class as usize) < crate::size_class::SMALL_CLASSES {
+        pool.keep();
+    }
+}
+
 impl Heap {
     /// The head of `class`'s used list.  Unchecked indexing: `class < CLASSES` is an
     /// invariant of every class value (see `size_class`), and a bounds-check panic would
@@ -121,13 +132,21 @@ impl Heap {
     /// Allocates a block of `class`.  Null only when the OS is out of memory.
     #[inline(always)]
     pub fn alloc(&mut self, class: usize) -> *mut u8 {
+        // `Pool::pop_free` written out, so that every exit is a tail call (no stack frame).
+        let pool = self.list(class);
         // SAFETY: usedpools entries are our pools or the vacant one, whose free list is
         // empty (so it is only read).
-        let b = unsafe { Pool::pop_free(self.list(class)) };
-        if !b.is_null() {
-            return b.cast();
+        unsafe {
+            let b = (*pool).free;
+            if b.is_null() {
+                return self.alloc_slow(class);
+            }
+            let next = crate::pool::Link::read(b);
+            if !Pool::links_to_carved(pool, next) {
+                return Pool::pop_last(pool, b, next).cast();
+            }
+            Pool::pop_first(pool, b, next).cast()
         }
-        self.alloc_slow(class)
     }
 
     /// `alloc`'s slow path as a plain pointer-returning call that sets `errno` itself on
@@ -210,9 +229,11 @@ impl Heap {
     pub unsafe fn free_local(&mut self, pool: *mut Pool, b: *mut Block, func: &str) {
         // SAFETY: the caller guarantees ownership and that `b` is a block of `pool`.
         let pool = unsafe { &mut *pool };
-        // SAFETY: as above.  `push_free` aborts on a double free.
-        unsafe { pool.push_free(b, func) };
-        if pool.used == pool.relink_at {
+        // SAFETY: as above.  Every exit is a tail call: the free fast path has no frame.
+        if !unsafe { pool.push_free(b) } {
+            return crate::pool::report_double_free(func, b);
+        }
+        if pool.reached_mark() {
             self.free_generic(pool);
         }
     }
@@ -225,7 +246,7 @@ impl Heap {
             pool.mark_used();
             self.push_back(pool);
         }
-        if pool.used == 0 {
+        if pool.used() == 0 {
             self.pool_emptied(pool);
         }
         self.maintenance_countdown -= 1;
@@ -274,15 +295,22 @@ impl Heap {
         let class = pool.class as usize;
         let kept = *self.kept_mut(class);
         if kept == pool as *mut Pool {
-            return; // the kept pool emptied again (a malloc+free loop): the common case
+            // The kept pool emptied again: kept still.
+            keep_quietly(pool);
+            return;
         }
         // SAFETY: `kept_empty` entries are null or pools this heap owns.
-        let may_keep = kept.is_null() || unsafe { (*kept).used } != 0;
+        let may_keep = kept.is_null() || unsafe { (*kept).used() } != 0;
         if may_keep
             && (pool.slots as usize <= KEEP_EMPTY_MAX_SLOTS
                 || self.kept_big_slots() + pool.slots as usize <= KEEP_EMPTY_BIG_SLOTS)
         {
+            if !kept.is_null() {
+                // SAFETY: as above; it is not empty, so it may be released when it is.
+                unsafe { (*kept).unkeep() };
+            }
             *self.kept_mut(class) = pool;
+            keep_quietly(pool);
             return;
         }
         self.unlink(pool);
@@ -297,7 +325,7 @@ impl Heap {
         let mut slots = 0;
         for &kept in &self.kept_empty[FIRST_BIG_POOL_CLASS..] {
             // SAFETY: `kept_empty` entries are null or pools this heap owns.
-            if !kept.is_null() && unsafe { (*kept).used } == 0 {
+            if !kept.is_null() && unsafe { (*kept).used() } == 0 {
                 // SAFETY: as above.
                 slots += unsafe { (*kept).slots } as usize;
             }
@@ -349,7 +377,7 @@ impl Heap {
         // SAFETY: `pool_at` returns live pool heads.
         let ours = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) } == self as *const Heap as *mut Heap;
         // SAFETY: as above; the pool is ours, so is its `bump`.
-        (ours && unsafe { (*pool).is_carved_block_offset(offset) }).then_some(pool)
+        (ours && unsafe { (*pool).is_carved_block_offset(offset as usize) }).then_some(pool)
     }
 
     /// Before the heap is abandoned (its thread exits): collect remote frees and return
@@ -363,12 +391,19 @@ impl Heap {
     pub fn release_empty_pools(&mut self) {
         self.collect_remote("free");
         for class in 0..CLASSES {
+            let kept = *self.kept_mut(class);
+            // SAFETY: `kept_empty` entries are null or pools this heap owns.  An empty one is
+            // released below; one in use goes back to being released when it empties.
+            if !kept.is_null() && unsafe { (*kept).used() } != 0 {
+                // SAFETY: as above.
+                unsafe { (*kept).unkeep() };
+            }
             let mut p = self.list(class);
             while p != empty_pool() {
                 // SAFETY: pools on our lists are ours and live.
                 let pool = unsafe { &mut *p };
                 let next = if pool.next.is_null() { empty_pool() } else { pool.next };
-                if pool.used == 0 {
+                if pool.used() == 0 {
                     self.unlink(pool);
                     // SAFETY: empty, ours, on no list.
                     unsafe { arena::release_pool(pool) };
@@ -542,7 +577,7 @@ mod tests {
         // SAFETY: the pool entry is live.
         assert_eq!(unsafe { (*pool_of_block(a)).state }, state::FULL);
         // SAFETY: the pool entry is live.
-        assert_eq!(unsafe { (*pool_of_block(a)).relink_at }, 0);
+        assert_eq!(unsafe { (*pool_of_block(a)).relink_at() }, 0);
         assert!(heap.is_valid());
         // SAFETY: live block of ours.
         unsafe { heap.free_local(pool_of_block(a), a.cast(), "test") };
@@ -615,6 +650,6 @@ mod tests {
         assert!(heap.is_valid());
         assert_eq!(heap.used_pool_count(class), 1);
         // SAFETY: the pool entry is live.
-        assert_eq!(unsafe { (*heap.usedpools[class]).used }, 0);
+        assert_eq!(unsafe { (*heap.usedpools[class]).used() }, 0);
     }
 }

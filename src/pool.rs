@@ -116,7 +116,7 @@ impl Link {
     /// # Safety
     /// `at` must be a block of a pool (its first word readable).
     #[inline(always)]
-    unsafe fn read(at: *mut Block) -> *mut Block {
+    pub unsafe fn read(at: *mut Block) -> *mut Block {
         // SAFETY: the caller's guarantee.
         Self::decode(unsafe { at.cast::<usize>().read() }, at)
     }
@@ -154,12 +154,15 @@ pub mod state {
 pub struct Pool {
     /// Head of the local free list; null when empty.
     pub free: *mut Block,
-    /// Blocks handed out and not yet back on `free` (a pool holds at most 1024 blocks).
-    pub used: u16,
-    /// The free path takes its slow branch when `used` drops to this: 0 for a used pool
-    /// (it became empty), `capacity - RELINK` for a full one (enough blocks came back to
-    /// put it on the used list again).  One compare covers both events.
-    pub relink_at: u16,
+    /// `used() - relink_at`, wrapping: the blocks still to come back before the free path
+    /// must take its slow branch (at 0).  Kept this way, not as `used` itself, so the free
+    /// fast path's whole bookkeeping is one decrement and its flags.
+    above_mark: u16,
+    /// Where the free path takes its slow branch, as a count of blocks handed out: 0 for a
+    /// used pool (it became empty), `capacity - RELINK` for a full one (enough blocks came
+    /// back to put it on the used list again), `KEPT` (never) for the pool the heap keeps
+    /// empty.  One counter covers every event.
+    relink_at: u16,
     /// Offset from `start` of the first never-used block.
     pub bump: u32,
     /// First byte of the pool's memory.  (It also follows from where this entry sits in its
@@ -205,7 +208,7 @@ unsafe impl Sync for VacantPool {}
 
 static VACANT: VacantPool = VacantPool(core::cell::UnsafeCell::new(Pool {
     free: ptr::null_mut(),
-    used: 0,
+    above_mark: 0,
     relink_at: 0,
     bump: 0,
     start: ptr::null_mut(),
@@ -240,9 +243,23 @@ const _: () = assert!(SLOT_SIZE / crate::config::MIN_ALIGN <= u16::MAX as usize)
 /// pool starting at `start`: the one test behind `may_link_to` and `looks_free`.
 #[inline(always)]
 fn is_link_below(next: *mut Block, start: usize, bound: u32) -> bool {
-    // The range test first: it is what passes on the fast paths, in one compare.
-    (next as usize).wrapping_sub(start) < bound as usize || next.is_null()
+    next.is_null() || (next as usize).wrapping_sub(start) < bound as usize
 }
+
+/// Reports a double free and aborts.  Declared to return, so the free fast path can end
+/// in a jump to it and needs no stack frame of its own (a call to a `-> !` function is a
+/// `call`, which needs one).
+#[cold]
+#[inline(never)]
+pub fn report_double_free(func: &str, b: *mut Block) {
+    // `black_box` hides from the optimiser that this never returns.
+    if core::hint::black_box(true) {
+        crate::diag::misuse(func, b.cast(), "double free: the block is already free");
+    }
+}
+
+/// `relink_at` of the pool a heap keeps: a count `used` never reaches (see `Pool::keep`).
+const KEPT: u16 = u16::MAX;
 
 /// At most this many blocks must come back to a full pool before it is used again.
 const MAX_RELINK: u32 = 16;
@@ -278,7 +295,7 @@ impl Pool {
         debug_assert_eq!(start as usize, self.start_from_table_position());
         let slots = slots_of_class(class);
         self.free = ptr::null_mut();
-        self.used = 0;
+        self.above_mark = 0;
         self.relink_at = 0;
         self.bump = 0;
         self.divisor = divisor_of_class(class);
@@ -294,8 +311,9 @@ impl Pool {
         self.zeroed = zeroed;
     }
 
-    /// Pops a block off the free list of `this`, or null.  The allocation fast path.
-    /// Aborts when the block's link was overwritten (a use-after-free write): see `Link`.
+    /// Pops a block off the free list of `this`, or null.  Aborts when the block's link
+    /// was overwritten (a use-after-free write): see `Link`.  (The heap's allocation fast
+    /// path is this, written out so that each exit is a tail call: `Heap::alloc`.)
     ///
     /// # Safety
     /// `this` must be a pool owned by the calling thread's heap, or the vacant pool (whose
@@ -306,20 +324,60 @@ impl Pool {
         // SAFETY: the caller's guarantee; fields are reached through the raw pointer.
         unsafe {
             let b = (*this).free;
-            if !b.is_null() {
-                // Blocks on the free list are ours; the link is checked before use.
-                let next = Link::read(b);
-                if !is_link_below(next, (*this).start as usize, (*this).bump) {
-                    crate::diag::misuse("malloc", b.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
-                }
-                (*this).free = next;
-                // `b` is now handed out; clearing its link word makes "first word decodes
-                // to a link" mean "already free" (see `Block`).
-                b.cast::<usize>().write(0);
-                (*this).used += 1;
+            if b.is_null() {
+                return b;
             }
-            b
+            let next = Link::read(b);
+            if !Pool::links_to_carved(this, next) {
+                return Pool::pop_last(this, b, next);
+            }
+            Pool::pop_first(this, b, next)
         }
+    }
+
+    /// True when the decoded link `next` points to a block `this` has carved: one compare
+    /// on the allocation fast path.  False for the end of the list (null) as well, which
+    /// `pop_last` tells apart from a corrupt link.
+    ///
+    /// # Safety
+    /// `this` must be a live pool (or the vacant one).
+    #[inline(always)]
+    pub unsafe fn links_to_carved(this: *mut Pool, next: *mut Block) -> bool {
+        // SAFETY: the caller's guarantee.
+        unsafe { (next as usize).wrapping_sub((*this).start as usize) < (*this).bump as usize }
+    }
+
+    /// Takes `b`, the first block of the free list of `this`, whose link `next` has been
+    /// checked.
+    ///
+    /// # Safety
+    /// `this` must be a pool of the calling thread's heap and `b` its first free block.
+    #[inline(always)]
+    pub unsafe fn pop_first(this: *mut Pool, b: *mut Block, next: *mut Block) -> *mut Block {
+        // SAFETY: the caller's guarantee.
+        unsafe {
+            (*this).free = next;
+            // `b` is now handed out; clearing its link word makes "first word decodes to a
+            // link" mean "already free" (see `Block`).
+            b.cast::<usize>().write(0);
+            (*this).above_mark = (*this).above_mark.wrapping_add(1);
+        }
+        b
+    }
+
+    /// `pop_first` of a block whose link is no carved block: the last of the list (null
+    /// link), or a block a use-after-free write corrupted (abort).
+    ///
+    /// # Safety
+    /// As for `pop_first`.
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn pop_last(this: *mut Pool, b: *mut Block, next: *mut Block) -> *mut Block {
+        if !next.is_null() {
+            crate::diag::misuse("malloc", b.cast(), "a freed block was written to (use after free): its free-list link is corrupt");
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { Pool::pop_first(this, b, next) }
     }
 
     /// True when `next` is null or a block this pool has carved: what a free-list link of
@@ -358,32 +416,71 @@ impl Pool {
             carved_end += size;
         }
         self.bump = (carved_end - start) as u32;
-        self.used += 1;
+        self.above_mark = self.above_mark.wrapping_add(1);
         // SAFETY: the first block is inside the pool; a recycled pool's memory may hold an
         // old link there, which would make freeing the block look like a double free.
         unsafe { (first as *mut usize).write(0) };
         first as *mut Block
     }
 
-    /// Returns a block to the local free list.  Aborts, naming `func`, when the block is
-    /// free already (double free).
+    /// Returns a block to the local free list.  Returns false, changing nothing, when the
+    /// block is free already (a double free, which the caller reports).
     ///
     /// # Safety
     /// `b` must be the start of a block of this pool that has been carved
     /// (`is_carved_block_offset`).
     #[inline(always)]
-    pub unsafe fn push_free(&mut self, b: *mut Block, func: &str) {
+    #[must_use]
+    pub unsafe fn push_free(&mut self, b: *mut Block) -> bool {
         let start = self.start() as usize;
         let key = Link::key();
         // SAFETY: `b` is a block of this pool, readable.
         let word = unsafe { b.cast::<usize>().read() };
         if self.may_link_to(Link::decode_with(key, word, b), start) {
-            crate::diag::misuse(func, b.cast(), "double free: the block is already free");
+            return false;
         }
         // SAFETY: the block is ours and no longer in use: its first word is free to link.
         unsafe { b.cast::<usize>().write(Link::encode_with(key, self.free, b)) };
         self.free = b;
-        self.used -= 1;
+        self.above_mark = self.above_mark.wrapping_sub(1);
+        true
+    }
+
+    /// True when the last `push_free` brought `used()` down to `relink_at`: the pool's
+    /// state must change (see `relink_at`).
+    #[inline(always)]
+    pub fn reached_mark(&self) -> bool {
+        self.above_mark == 0
+    }
+
+    /// Blocks handed out and not yet back on `free` (a pool holds at most 1024 blocks).
+    #[inline]
+    pub fn used(&self) -> u16 {
+        self.above_mark.wrapping_add(self.relink_at)
+    }
+
+    /// `used()` read by another thread (statistics), racing the owner: a snapshot.
+    ///
+    /// # Safety
+    /// `this` must be a pool-table entry of a live arena.
+    pub unsafe fn used_racy(this: *const Pool) -> u16 {
+        // SAFETY: the caller's guarantee; volatile reads of fields the owner may be writing.
+        unsafe {
+            ptr::read_volatile(ptr::addr_of!((*this).above_mark))
+                .wrapping_add(ptr::read_volatile(ptr::addr_of!((*this).relink_at)))
+        }
+    }
+
+    /// `relink_at` (see there).
+    pub fn relink_at(&self) -> u16 {
+        self.relink_at
+    }
+
+    /// Moves the mark, keeping `used()`.
+    fn set_relink_at(&mut self, mark: u16) {
+        let used = self.used();
+        self.relink_at = mark;
+        self.above_mark = used.wrapping_sub(mark);
     }
 
     /// True when the block `b` of this pool has a free-list link in its first word, so it
@@ -412,13 +509,29 @@ impl Pool {
         self.state = state::FULL;
         debug_assert!((self.class as usize) < CLASSES);
         // SAFETY: a head's class is below CLASSES.
-        self.relink_at = unsafe { *RELINK_AT.get_unchecked(self.class as usize) };
+        self.set_relink_at(unsafe { *RELINK_AT.get_unchecked(self.class as usize) });
+    }
+
+    /// The heap keeps this (used) pool when it empties: its emptying needs no slow path, so
+    /// a malloc+free loop on the kept pool stays on the fast paths.  `used` never reaches
+    /// `KEPT`, until `mark_full` or `unkeep` sets a reachable threshold again.
+    pub fn keep(&mut self) {
+        if self.state == state::USED {
+            self.set_relink_at(KEPT);
+        }
+    }
+
+    /// The heap no longer keeps this pool: it goes back to its arena when it empties.
+    pub fn unkeep(&mut self) {
+        if self.state == state::USED {
+            self.set_relink_at(0);
+        }
     }
 
     /// The pool is back on the used list.
     pub fn mark_used(&mut self) {
         self.state = state::USED;
-        self.relink_at = 0;
+        self.set_relink_at(0);
     }
 
     /// Size of each block (the class size).
@@ -457,20 +570,22 @@ impl Pool {
     #[inline(always)]
     pub fn is_block_start(&self, p: usize) -> bool {
         let offset = p.wrapping_sub(self.start() as usize);
-        offset <= u32::MAX as usize && self.is_block_offset(offset as u32)
+        self.is_block_offset(offset)
     }
 
     /// `is_block_offset`, and the block has been carved (handed out at least once): for
     /// the owner thread only, which alone moves `bump`.
     #[inline(always)]
-    pub fn is_carved_block_offset(&self, offset: u32) -> bool {
-        offset < self.bump && self.divisor.divides(offset)
+    pub fn is_carved_block_offset(&self, offset: usize) -> bool {
+        // The range test first: past it, the offset fits the divisor's 32 bits.
+        offset < self.bump as usize && self.divisor.divides(offset)
     }
 
     /// `is_block_start` for an address `offset` bytes into the pool.
     #[inline(always)]
-    pub fn is_block_offset(&self, offset: u32) -> bool {
-        offset < self.limit() && self.divisor.divides(offset)
+    pub fn is_block_offset(&self, offset: usize) -> bool {
+        // As above.
+        offset < self.limit() as usize && self.divisor.divides(offset)
     }
 
     /// Checks the invariants that must hold of a head entry between operations.
@@ -493,7 +608,7 @@ impl Pool {
             b = unsafe { Link::read(b) };
         }
         let carved = self.bump / self.block_size();
-        let used = self.used as u32;
+        let used = self.used() as u32;
         self.bump <= self.limit() && used + on_list == carved && used <= cap
     }
 }
@@ -551,9 +666,9 @@ mod tests {
             assert!(unsafe { Pool::pop_free(p) }.is_null());
             assert!(p.pop_fresh().is_null());
             assert!(p.is_exhausted());
-            assert_eq!(p.used as usize, cap);
+            assert_eq!(p.used() as usize, cap);
             p.mark_full();
-            assert!(p.relink_at as usize >= cap.saturating_sub(16) && (p.relink_at as usize) < cap);
+            assert!(p.relink_at() as usize >= cap.saturating_sub(16) && (p.relink_at() as usize) < cap);
             // SAFETY: the mapping was made above.
             unsafe { os::unmap(arena, ARENA_SIZE) };
         }
@@ -565,16 +680,16 @@ mod tests {
         let blocks: [*mut Block; 5] = core::array::from_fn(|_| take(p));
         // SAFETY: every block was handed out by this pool.
         unsafe {
-            p.push_free(blocks[1], "test");
-            p.push_free(blocks[3], "test");
+            assert!(p.push_free(blocks[1]));
+            assert!(p.push_free(blocks[3]));
         }
-        assert_eq!(p.used, 3);
+        assert_eq!(p.used(), 3);
         assert!(p.is_valid());
         assert_eq!(unsafe { Pool::pop_free(p) }, blocks[3]);
         assert_eq!(unsafe { Pool::pop_free(p) }, blocks[1]);
         // Then the blocks carved with the first, in address order.
         assert_eq!(unsafe { Pool::pop_free(p) } as usize, blocks[4] as usize + 48);
-        assert_eq!(p.used, 6);
+        assert_eq!(p.used(), 6);
         assert!(p.is_valid());
         assert!(p.is_block_start(blocks[2] as usize));
         assert!(!p.is_block_start(blocks[2] as usize + 8));
@@ -588,7 +703,7 @@ mod tests {
         let a = take(p);
         let _b = take(p);
         // SAFETY: `a` was handed out by this pool.
-        unsafe { p.push_free(a, "test") };
+        assert!(unsafe { p.push_free(a) });
         assert!(p.is_valid());
         // SAFETY: `a` is a free block of the pool; we overwrite its link on purpose.
         unsafe { (*a).next = (mem as usize + 8) as *mut Block };

@@ -127,9 +127,11 @@ impl Divisor {
     /// A test no offset passes (for pools that do not exist).
     pub const NONE: Divisor = Divisor(0);
 
-    /// True when `offset` is a multiple of the size.
+    /// True when `offset` is a multiple of the size.  Exact for offsets below 2^32 (callers
+    /// check a pool bound first); taken as `usize` so the free path needs no zero-extension.
     #[inline(always)]
-    pub fn divides(self, offset: u32) -> bool {
+    pub fn divides(self, offset: usize) -> bool {
+        debug_assert!(offset <= u32::MAX as usize);
         (offset as u64).wrapping_mul(self.0) < self.0
     }
 }
@@ -296,18 +298,18 @@ mod tests {
             let pool = CLASS_SLOTS[c] as u32 * SLOT_SIZE as u32;
             let mut x = 0;
             while x < pool {
-                assert_eq!(d.divides(x), x % size == 0, "class {c} offset {x}");
+                assert_eq!(d.divides(x as usize), x % size == 0, "class {c} offset {x}");
                 x += if size > 4096 { 16 } else { 1 };
             }
             // Pointers can be off by any amount: check each side of every block boundary.
             let mut k = size;
             while k < pool {
                 for x in [k - 1, k, k + 1, k + 8] {
-                    assert_eq!(d.divides(x), x % size == 0, "class {c} offset {x}");
+                    assert_eq!(d.divides(x as usize), x % size == 0, "class {c} offset {x}");
                 }
                 k += size;
             }
-            assert!(!Divisor::NONE.divides(0) && !Divisor::NONE.divides(size));
+            assert!(!Divisor::NONE.divides(0) && !Divisor::NONE.divides(size as usize));
         }
     }
 
