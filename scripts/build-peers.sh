@@ -244,7 +244,7 @@ build_snmalloc() {
     [ -f "$bld/libsnmallocshim.so" ] || die "$name: the build made no $bld/libsnmallocshim.so"
     install_lib "$name" "$bld/libsnmallocshim.so"
     # snmalloc-rs lives in snmalloc's own repository: the crate's git commit is snmalloc's
-    desc[$name]="snmalloc (snmalloc-sys $sn_crate_ver)|crates.io snmalloc-sys $sn_crate_ver (upstream/, snmalloc git $(vcs_sha "$sn_crate_dir"))|CMake target snmallocshim, Release, default options, SNMALLOC_BUILD_TESTING=OFF"
+    desc[$name]="snmalloc git $(vcs_sha "$sn_crate_dir")|crates.io snmalloc-sys $sn_crate_ver (upstream/, the crate's commit in snmalloc's repository)|CMake target snmallocshim, Release, default options, SNMALLOC_BUILD_TESTING=OFF"
 }
 
 for p in "${todo[@]}"; do
