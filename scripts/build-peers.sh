@@ -169,7 +169,8 @@ check_lib() { # check_lib NAME FILE: exports the allocator's entry points and ru
     LD_PRELOAD=$2 /bin/sh -c 'ls / >/dev/null' || die "$1: a program preloaded with $2 failed"
 }
 install_lib() { # install_lib NAME BUILT-FILE
-    local dst=$LIBDIR/$(libfile "$1")
+    local dst
+    dst=$LIBDIR/$(libfile "$1")
     cp -L "$2" "$dst.tmp.$$"
     check_lib "$1" "$dst.tmp.$$"
     mv "$dst.tmp.$$" "$dst"
