@@ -6,7 +6,8 @@
 #   make fuzz FUZZ_SECONDS=3600   the fuzz target, as long as you like (make test: 60 s)
 #   make run        run the demo (Python object churn, every object from arenalloc)
 #   make run CMD="sort big.txt"   run any command with the library preloaded
-#   make bench      every workload under glibc, jemalloc, tcmalloc, mimalloc, arenalloc
+#   make bench      every workload under glibc, jemalloc, tcmalloc, mimalloc v3 and v2,
+#                   snmalloc (the newest, built by scripts/build-peers.sh), arenalloc
 #                   (and pymalloc), interleaved: bench/results/ (BENCH_ARGS=--quick)
 #   make install PREFIX=/usr/local DESTDIR=
 

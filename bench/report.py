@@ -3,7 +3,7 @@
 and to the best peer, peak RSS, instruction counts, memory return, the targets of issue 4
 (met or not, with the figure), a Markdown file and a gnuplot chart.  Standard library only.
 
-    report.py --out bench/results --allocators glibc,jemalloc,tcmalloc,mimalloc,arenalloc
+    report.py --out bench/results --allocators glibc,jemalloc,tcmalloc,mimalloc-v3,mimalloc-v2,snmalloc,arenalloc
 
 Reads OUT/results.csv, OUT/meta.txt and, when present, OUT/instructions.csv and
 OUT/memory_return.txt; writes OUT/results.md, OUT/medians.csv, OUT/bench.svg, OUT/bench.png
@@ -137,14 +137,16 @@ class View:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results")
-    ap.add_argument("--allocators", default="glibc,jemalloc,tcmalloc,mimalloc,arenalloc")
+    ap.add_argument("--allocators", default="glibc,jemalloc,tcmalloc,mimalloc-v3,mimalloc-v2,snmalloc,arenalloc")
     ap.add_argument("--no-chart", action="store_true")
     args = ap.parse_args()
     out = args.out
     meta, alloc_meta = read_meta(os.path.join(out, "meta.txt"))
     allocs = [a for a in args.allocators.split(",") if a]
     subject = meta.get("subject", "arenalloc")
-    peers = [p for p in meta.get("peers", "jemalloc,tcmalloc,mimalloc").split(",") if p in allocs]
+    peers = [p for p in meta.get("peers", "jemalloc,tcmalloc,mimalloc-v3,mimalloc-v2,snmalloc").split(",")
+             if p in allocs]
+    mimallocs = [a for a in allocs if a.startswith("mimalloc")]  # mimalloc-v3, mimalloc-v2, ...
     base = "glibc" if "glibc" in allocs else None
 
     # ---- raw data -> medians
@@ -381,14 +383,15 @@ def main():
         return (fmt_ratio(rg) if rg else "", rg >= goal if rg else None)
 
     if "small" in info:
-        target("small churn, 1 thread: ≥ 1.10× the best of jemalloc, tcmalloc, mimalloc",
+        target(f"small churn, 1 thread: ≥ 1.10× the best of {', '.join(peers)}",
                *vs_best(wall, "small", 1.10), *vs_best(cpu, "small", 1.10))
         target("small churn, 1 thread: ≥ 2× glibc", *vs_base(wall, "small", 2.0), *vs_base(cpu, "small", 2.0))
     for s in sorted({s for _, s in instr}):
-        if (subject, s) in instr and ("mimalloc", s) in instr:
-            a, m = instr[subject, s], instr["mimalloc", s]
-            target(f"instructions per malloc({s})+free: ≤ mimalloc's",
-                   f"{a:.1f} vs {m:.1f} ({a / m:.2f}×)", a <= m)
+        for mi in mimallocs:
+            if (subject, s) in instr and (mi, s) in instr:
+                a, m = instr[subject, s], instr[mi, s]
+                target(f"instructions per malloc({s})+free: ≤ {mi}'s",
+                       f"{a:.1f} vs {m:.1f} ({a / m:.2f}×)", a <= m)
     for w, text in (("larson-2t", "larson-style, 2 threads: ≥ 1.0× the best peer"),
                     ("prodcons", "producer/consumer: ≥ 1.0× the best peer")):
         if w in info:
@@ -434,7 +437,7 @@ def main():
                *py_vs_pymalloc(wall), *py_vs_pymalloc(cpu))
         target("Python: time no more than the best peer's (time ratio)", *py_vs_peer(wall), *py_vs_peer(cpu))
     if rss_workloads and gm_rss.get(subject):
-        for other in ("mimalloc", "glibc"):
+        for other in mimallocs + ["glibc"]:
             if gm_rss.get(other):
                 r = gm_rss[subject] / gm_rss[other]
                 target(f"peak RSS, geometric mean over {len(rss_workloads)} workloads: ≤ {other}'s",
@@ -505,8 +508,9 @@ def chart(out, order, cols, info, wall, cpu, med_rss, base, meta, rounds):
     r_rss = yrange([med_rss[w, a] / med_rss[w, base] for w in order for a in cols
                     if (w, a) in med_rss and (w, base) in med_rss])
     colors = {"glibc": "#9e9e9e", "jemalloc": "#1f77b4", "tcmalloc": "#2ca02c",
-              "mimalloc": "#ff7f0e", "pymalloc": "#8c564b", "arenalloc": "#d62728"}
-    extra = iter(["#9467bd", "#17becf", "#bcbd22", "#e377c2", "#7f7f7f"])
+              "mimalloc-v3": "#ff7f0e", "mimalloc-v2": "#ffbb78", "snmalloc": "#9467bd",
+              "mimalloc": "#e6a96b", "pymalloc": "#8c564b", "arenalloc": "#d62728"}
+    extra = iter(["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#aec7e8"])
     col = {a: colors.get(a) or next(extra, "#000000") for a in cols}
     title = (f"{meta.get('cpu', '')}, {meta.get('nproc', '?')} CPUs, {meta.get('date', '')}, "
              f"median of {rounds} interleaved rounds")

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# make bench: arenalloc against glibc, jemalloc, tcmalloc and mimalloc (and CPython's own
-# pymalloc for the Python workloads), every workload under every allocator, interleaved
-# (round 1: A B C D E for each workload, round 2: A B C D E, ...), medians over the rounds.
+# make bench: arenalloc against glibc, jemalloc, tcmalloc, mimalloc v3 and v2 and snmalloc (and
+# CPython's own pymalloc for the Python workloads), every workload under every allocator,
+# interleaved (round 1: A B C D E for each workload, round 2: A B C D E, ...), medians over
+# the rounds.
 #
 #   scripts/bench.sh [--quick] [--rounds N] [--only LIST] [--alloc NAME=PATH]... [--out DIR]
 #
-#   --quick          smaller workloads and 3 rounds: a smoke run of ~2 minutes (figures are
+#   --quick          smaller workloads and 3 rounds: a smoke run of ~3 minutes (figures are
 #                    rougher; not for the README)
 #   --rounds N       rounds (default 5; --quick: 3)
 #   --only LIST      comma-separated workloads or groups to run: the groups are c, python,
@@ -14,40 +15,48 @@
 #                    py-dicts py-lists py-strings py-json py-objtree sqlite
 #   --alloc NAME=PATH  add an allocator, or replace the library of one (NAME=glibc or an empty
 #                    PATH means no preload).  Defaults:
-#                      glibc     (no preload)
-#                      jemalloc  /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
-#                      tcmalloc  /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
-#                      mimalloc  /usr/lib/x86_64-linux-gnu/libmimalloc.so.2
-#                      arenalloc $ARENALLOC_LIB, else target/release/libarenalloc.so
+#                      glibc       (no preload)
+#                      jemalloc    /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+#                      tcmalloc    /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+#                      mimalloc-v3 bench/peers/lib/libmimalloc-v3.so  } the newest releases, built
+#                      mimalloc-v2 bench/peers/lib/libmimalloc-v2.so  } by scripts/build-peers.sh
+#                      snmalloc    bench/peers/lib/libsnmalloc.so     } (run here when missing)
+#                      arenalloc   $ARENALLOC_LIB, else target/release/libarenalloc.so
+#                    (Debian's old mimalloc 2.0.9, the column "mimalloc" before: --alloc
+#                    mimalloc-deb=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2)
 #   --out DIR        where results go (default bench/results)
 #
 # Environment: PYTHON (default python3; the real binary behind a pyenv shim is used),
 # SUBJECT (default arenalloc: the allocator the targets are evaluated for), PEERS (default
-# jemalloc,tcmalloc,mimalloc: "the best peer" is the best of these).
+# jemalloc,tcmalloc,mimalloc-v3,mimalloc-v2,snmalloc: "the best peer" is the best of these).
 #
 # Writes DIR/results.md (Markdown tables, machine, versions, targets met or not),
 # DIR/results.csv (every run), DIR/medians.csv, DIR/instructions.csv,
 # DIR/memory_return.txt and the chart DIR/bench.svg (+ bench.png), drawn with gnuplot.
-# Missing tools (gcc, valgrind, gnuplot, sqlite3, GNU time, the peer allocators) are
-# installed with apt-get when the script runs as root (or with sudo); otherwise it stops
-# and says what to install.  Each allocator library is copied once at the start, so a
-# rebuild of target/release during the run does not mix two versions.  Exit status 1 if any
-# run failed (crash, wrong output; see the status column of results.csv), after the report.
+# Missing tools (gcc, valgrind, gnuplot, sqlite3, GNU time, Debian's jemalloc and tcmalloc)
+# are installed with apt-get when the script runs as root (or with sudo); otherwise it stops
+# and says what to install.  Missing peers of bench/peers/lib are built (build-peers.sh).
+# Each allocator library is copied once at the start, so a rebuild of target/release during
+# the run does not mix two versions.  Exit status 1 if any run failed (crash, wrong output;
+# see the status column of results.csv), after the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 ORIG_ARGS=("$@")
 T_START=$(date +%s)
 
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; }
 rounds='' quick=0 only='' out=bench/results
-declare -a alloc_names=(glibc jemalloc tcmalloc mimalloc arenalloc)
+declare -a alloc_names=(glibc jemalloc tcmalloc mimalloc-v3 mimalloc-v2 snmalloc arenalloc)
 syslib=/usr/lib/$(uname -m)-linux-gnu # Debian's multiarch directory (x86_64, aarch64)
+peerlib=$ROOT/bench/peers/lib # scripts/build-peers.sh's
 declare -A alloc_path=(
     [glibc]=''
     [jemalloc]=$syslib/libjemalloc.so.2
     [tcmalloc]=$syslib/libtcmalloc_minimal.so.4
-    [mimalloc]=$syslib/libmimalloc.so.2
+    [mimalloc-v3]=$peerlib/libmimalloc-v3.so
+    [mimalloc-v2]=$peerlib/libmimalloc-v2.so
+    [snmalloc]=$peerlib/libsnmalloc.so
     [arenalloc]=${ARENALLOC_LIB:-$ROOT/target/release/libarenalloc.so}
 )
 declare -A alloc_given=()
@@ -74,7 +83,7 @@ done
 [ -n "$rounds" ] || rounds=$([ $quick = 1 ] && echo 3 || echo 5)
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds wants a positive number" >&2; exit 2; }
 SUBJECT=${SUBJECT:-arenalloc}
-PEERS=${PEERS:-jemalloc,tcmalloc,mimalloc}
+PEERS=${PEERS:-jemalloc,tcmalloc,mimalloc-v3,mimalloc-v2,snmalloc}
 
 # ---------------------------------------------------------------- workloads
 # name|group|unit|higher_is_better|command (@B@ = binaries, @PY@ = python, @R@ = repo)
@@ -120,7 +129,7 @@ want_cmd gnuplot gnuplot-nox
 want_cmd sqlite3 sqlite3
 want_cmd timeout coreutils
 [ -x /usr/bin/time ] || need_pkgs+=(time)
-declare -A peer_pkg=([jemalloc]=libjemalloc2 [tcmalloc]=libtcmalloc-minimal4 [mimalloc]=libmimalloc2.0)
+declare -A peer_pkg=([jemalloc]=libjemalloc2 [tcmalloc]=libtcmalloc-minimal4)
 for n in "${!peer_pkg[@]}"; do
     # only the default paths are ours to install; a path given with --alloc must exist
     if [ -z "${alloc_given[$n]:-}" ] && [ ! -f "${alloc_path[$n]}" ]; then need_pkgs+=("${peer_pkg[$n]}"); fi
@@ -135,6 +144,15 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 PYTHON_BIN=$("${PYTHON:-python3}" -c 'import os, sys; print(os.path.realpath(sys.executable))')
+# the newest mimalloc v3, v2 and snmalloc: built from crates.io sources on first use (a
+# minute; needs cargo and cmake, which build-peers.sh installs when it can)
+for n in mimalloc-v3 mimalloc-v2 snmalloc; do
+    if [ -n "${alloc_path[$n]+x}" ] && [ -z "${alloc_given[$n]:-}" ] && [ ! -f "${alloc_path[$n]}" ]; then
+        echo "bench.sh: building the peer allocators (scripts/build-peers.sh)" >&2
+        bash scripts/build-peers.sh || { echo "bench.sh: scripts/build-peers.sh failed" >&2; exit 1; }
+        break
+    fi
+done
 
 # ---------------------------------------------------------------- allocators
 work=$ROOT/target/bench
@@ -204,7 +222,7 @@ run_one() { # run_one WORKLOAD-LINE ALLOCATOR ROUND
         } >&2
     fi
     echo "$name,$group,$unit,$hib,$a,$r,$metric,$cpu,$wall,$rss,$load,$status" >>"$csv"
-    printf '  %-11s %-10s %14s %-5s (cpu %14s) %7.2fs %8s KB  load %5s %s\n' "$name" "$a" "${metric:-—}" "$unit" \
+    printf '  %-11s %-11s %14s %-5s (cpu %14s) %7.2fs %8s KB  load %5s %s\n' "$name" "$a" "${metric:-—}" "$unit" \
         "${cpu:-—}" "$wall" "${rss:-?}" "$load" \
         "$([ $status = ok ] || echo "$status")" >&2
 }
@@ -240,6 +258,11 @@ if selected instr instr; then
     bash scripts/instructions-per-pair.sh --csv --sizes 32,256 --n "$([ $quick = 1 ] && echo 200000 || echo 1000000)" \
         "${specs[@]}" >"$instr_csv.tmp" && mv "$instr_csv.tmp" "$instr_csv" \
         || { echo "bench.sh: instruction counting failed" >&2; failures=$((failures + 1)); rm -f "$instr_csv.tmp"; }
+    # a peer that cannot run under valgrind (snmalloc) is left out with a warning; the subject may not be
+    if [ -f "$instr_csv" ] && [ -n "${alloc_path[$SUBJECT]+x}" ] && ! grep -q "^$SUBJECT," "$instr_csv"; then
+        echo "bench.sh: no instruction count for $SUBJECT (its run under callgrind failed)" >&2
+        failures=$((failures + 1))
+    fi
 else
     rm -f "$instr_csv"
 fi
@@ -290,6 +313,9 @@ meta=$out/meta.txt
         ver=
         pkg=$(dpkg -S "$src" 2>/dev/null | head -n1 | cut -d: -f1) || true
         [ -n "$pkg" ] && ver="$pkg $(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null)"
+        if [ -z "$ver" ] && [[ $src == "$peerlib"/* ]] && [ -f bench/peers/versions.txt ]; then # built by build-peers.sh
+            ver=$(awk -F'|' -v k="$n=" 'index($0, k) == 1 {v = substr($1, length(k) + 1); s = $2; sub(/ \(.*/, "", s); sub(/^crates.io /, "", s); print v " (" s ")"}' bench/peers/versions.txt)
+        fi
         if [ -z "$ver" ]; then # ours: ask the library itself (a dlopen'ed copy is a separate allocator)
             ver=$("$PYTHON_BIN" -c 'import ctypes, sys
 f = getattr(ctypes.CDLL(sys.argv[1]), "arenalloc_version", None)
