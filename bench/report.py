@@ -27,6 +27,7 @@ WORKLOAD_TITLE = {
     "larson-2t": "larson server, 2 threads (cross-thread frees)",
     "prodcons": "producer/consumer, 2 threads",
     "realloc": "realloc growth: vectors, strings",
+    "bigbuf": "big buffers: 20 live, 5–25 MiB, zero-filled",
     "py-dicts": "Python: dicts",
     "py-lists": "Python: lists",
     "py-strings": "Python: strings",
@@ -37,6 +38,7 @@ WORKLOAD_TITLE = {
 SHORT = {  # chart labels
     "small": "small", "medium": "medium", "large": "med+large", "larson-1t": "larson 1t",
     "larson-2t": "larson 2t", "prodcons": "prod/cons", "realloc": "realloc",
+    "bigbuf": "big bufs",
     "py-dicts": "py dicts", "py-lists": "py lists", "py-strings": "py strings",
     "py-json": "py json", "py-objtree": "py objtree", "sqlite": "sqlite3",
 }

@@ -11,7 +11,7 @@
 #   --rounds N       rounds (default 5; --quick: 3)
 #   --only LIST      comma-separated workloads or groups to run: the groups are c, python,
 #                    sqlite, instr (callgrind instruction counts), memret (memory-return test);
-#                    workloads: small medium large larson-1t larson-2t prodcons realloc
+#                    workloads: small medium large larson-1t larson-2t prodcons realloc bigbuf
 #                    py-dicts py-lists py-strings py-json py-objtree sqlite
 #   --alloc NAME=PATH  add an allocator, or replace the library of one (NAME=glibc or an empty
 #                    PATH means no preload).  Defaults:
@@ -97,6 +97,7 @@ workloads=(
     "larson-2t|c|ops/s|1|@B@/larson 2 $(q 200) 100000 5000 8 1000"
     "prodcons|c|ops/s|1|@B@/prodcons $(q 10000000) 8 512 1024"
     "realloc|c|ops/s|1|@B@/realloc $(q 30000)"
+    "bigbuf|c|ops/s|1|@B@/bigbuf $(q 1000) 20 5242880 26214400"
     "py-dicts|python|s|0|@PY@ @R@/bench/python/dicts.py $PYS"
     "py-lists|python|s|0|@PY@ @R@/bench/python/lists.py $PYS"
     "py-strings|python|s|0|@PY@ @R@/bench/python/strings.py $PYS"
@@ -174,7 +175,7 @@ lib_of() { [ -n "${alloc_path[$1]}" ] && echo "$tmp/lib/$1.so" || true; }
 
 # ---------------------------------------------------------------- build
 CFLAGS=(-O2 -g -Wall -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc -pthread)
-for p in churn larson prodcons realloc pair; do
+for p in churn larson prodcons realloc bigbuf pair; do
     gcc "${CFLAGS[@]}" -o "$work/$p.tmp.$$" "bench/$p.c"
     mv "$work/$p.tmp.$$" "$work/$p"
 done

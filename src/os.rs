@@ -208,6 +208,20 @@ pub unsafe fn refresh(p: *mut u8, len: usize) -> bool {
     r == p.cast()
 }
 
+/// Size of a transparent huge page (x86-64 and aarch64 with 4 KiB base pages).
+pub const HUGE_PAGE_SIZE: usize = 2 << 20;
+
+/// Asks the kernel to back `[p, p+len)` with transparent huge pages where it can (every
+/// aligned 2 MiB of the range): one page fault and one TLB entry per 2 MiB instead of 512.
+/// A hint: where THP is off or no huge page is free, nothing changes.
+///
+/// # Safety
+/// The range must be inside one of our mappings.
+pub unsafe fn advise_huge_pages(p: *mut u8, len: usize) {
+    // SAFETY: advice only; the caller guarantees the range is ours.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_HUGEPAGE) };
+}
+
 /// Gives `[p, p+len)` back default protection (read-write), whatever `mprotect` the last
 /// user of the memory left on it.  False on failure.
 ///
