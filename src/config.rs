@@ -77,7 +77,7 @@ pub const PURGE_SLOTS: usize = 128;
 
 /// A heap keeps one empty pool per class against claim/release thrash
 /// (`Heap::pool_emptied`): every pool up to this many slots (64 KiB: the classes up to
-/// 8 KiB), and bigger ones while they total at most `KEEP_EMPTY_BIG_SLOTS`.
+/// 2 KiB), and bigger ones while they total at most `KEEP_EMPTY_BIG_SLOTS`.
 pub const KEEP_EMPTY_MAX_SLOTS: usize = 4;
 /// Slots of big empty pools (over `KEEP_EMPTY_MAX_SLOTS`) a heap keeps all together: 4 MiB.
 /// Measured: with no bound, a list grown by `realloc` through the medium classes left a
