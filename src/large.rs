@@ -124,13 +124,15 @@ mod cache {
         (entry & !ARENA_MASK, len_of(entry), dirty)
     }
 
-    /// Takes a cached mapping of at least `len` bytes and at most twice that (bounded
-    /// waste of address space); returns its base, length and whether it is dirty.
+    /// Takes a cached mapping of at least `len` bytes and at most an eighth more, to use
+    /// as it is; returns its base, length and whether it is dirty.  (Anything bigger is
+    /// better shrunk to size, `take_dirty_nearest`: the excess would stay resident as long
+    /// as the block lives, and `malloc_usable_size` would report up to twice the request.)
     pub fn take(len: usize) -> Option<(usize, usize, bool)> {
         for s in SLOT.iter() {
             let entry = s.load(Ordering::Relaxed);
             let have = len_of(entry);
-            if entry != 0 && have >= len && have / 2 <= len
+            if entry != 0 && have >= len && have - len <= len / 8
                 && s.compare_exchange(entry, 0, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
                 return Some(took(entry));
