@@ -79,7 +79,7 @@ static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
 /// Reads the settings that must be fixed before the first block is handed out (debug
 /// mode); called once by `thread::ensure_init`.
 pub fn configure() {
-    crate::config::tunables::read_environment();
+    crate::config::tunables::read_environment(os::env_usize);
     if os::env_flag(c"ARENALLOC_DEBUG") {
         debug::enable();
     } else {
