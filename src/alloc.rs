@@ -17,11 +17,11 @@ use crate::arena;
 use crate::debug::{self, Api};
 use crate::config::{MEDIUM_MAX, MIN_ALIGN, SMALL_MAX};
 use crate::diag;
+use crate::heap::{self, FreeTarget};
 use crate::large;
 use crate::os;
 use crate::ownership::{self, Region};
 use crate::pool::{Block, Pool};
-use crate::space;
 use crate::size_class::{aligned_class_of, class_of};
 use crate::thread;
 
@@ -247,33 +247,19 @@ pub fn free(p: *mut u8) {
 }
 
 /// Frees `p` (non-null) for the function `func` of API family `api` (named in
-/// diagnostics; debug mode checks the family).  The fast path is written out: a block of
-/// a pool, at a block start; everything else takes `free_uncommon`.
-///
-/// The slot map names the pool of any address in the arena space, or the vacant pool,
-/// whose tests all fail: so an address in no pool costs no extra test here.
+/// diagnostics; debug mode checks the family).  The fast path is a block of a pool, at a
+/// block start (`heap::free_target`); everything else takes `free_uncommon`.
 #[inline(always)]
 pub fn free_api(p: *mut u8, api: Api, func: &str) {
-    if let Some(entry) = space::slot_entry(p as usize) {
-        let pool = entry as *mut Pool;
-        // SAFETY: map entries are live pool heads or the vacant pool; a live pool's owner
-        // is set, and heaps are never unmapped.  `p` lies in the pool's slots, so its
-        // offset fits in 32 bits (for the vacant pool it is meaningless and fails).
-        unsafe {
-            let offset = (p as usize).wrapping_sub((*pool).start as usize);
-            let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
-            if owner == thread::current_heap() {
-                // Ours: the block must be one the pool has carved (`bump` is ours).
-                if (*pool).is_carved_block_offset(offset) {
-                    return (*owner).free_local(pool, p.cast::<Block>(), func);
-                }
-            } else if (*pool).is_block_offset(offset) {
-                // Another thread's (or a thread without a heap frees): its remote stack.
-                return (*owner).remote.push(p.cast::<Block>());
-            }
-        }
+    let me = thread::current_heap();
+    match heap::free_target(p, me) {
+        // SAFETY: `me` owns the pool (so it is the calling thread's heap, not null) and `p`
+        // is a carved block of it.
+        FreeTarget::Local(pool) => unsafe { (*me).free_local(pool, p.cast::<Block>(), func) },
+        // SAFETY: heaps are never unmapped; `p` starts a block of a pool of `owner`.
+        FreeTarget::Remote(owner) => unsafe { (*owner).remote.push(p.cast::<Block>()) },
+        FreeTarget::Neither => free_uncommon(p, api, func),
     }
-    free_uncommon(p, api, func)
 }
 
 /// Null, large blocks, debug blocks, and misuse.
@@ -320,22 +306,18 @@ pub fn block_containing(p: *mut u8) -> Option<(*mut u8, usize)> {
 
 #[inline(always)]
 fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
-    // SAFETY: `pool` is a live pool head (checked by `pool_at`); its owner is set while any
-    // of its blocks is live, and heaps are never unmapped.
-    let owner = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
-    if owner == thread::current_heap() {
-        // The pool belongs to the calling thread's heap (a thread without a heap, such as
-        // one past its exit destructor, has null here and frees remotely).
-        // SAFETY: `pool` is live; its `bump` is ours to read.
-        if !unsafe { (*pool).is_carved_block_offset(p as usize - (*pool).start() as usize) } {
-            diag::misuse(func, p, "pointer to a block that was never allocated");
-        }
+    // `owner_of` checked that `p` starts a block of `pool`: what is left to decide is the
+    // owner.  A thread without a heap, such as one past its exit destructor, has null here
+    // and frees remotely.
+    let me = thread::current_heap();
+    match heap::free_target_in(pool, p, me) {
         // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.
-        unsafe { (*owner).free_local(pool, p.cast::<Block>(), func) };
-    } else {
+        FreeTarget::Local(pool) => unsafe { (*me).free_local(pool, p.cast::<Block>(), func) },
         // SAFETY: the remote stack takes other threads' frees; `p` is a live block of a
         // pool of `owner`.
-        unsafe { (*owner).remote.push(p.cast::<Block>()) };
+        FreeTarget::Remote(owner) => unsafe { (*owner).remote.push(p.cast::<Block>()) },
+        // The pool is ours, but has not carved the block yet.
+        FreeTarget::Neither => diag::misuse(func, p, "pointer to a block that was never allocated"),
     }
 }
 

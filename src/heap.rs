@@ -31,6 +31,54 @@ use crate::pool::{state, Block, Pool};
 use crate::remote::RemoteFree;
 use crate::size_class::{slots_of_class, CLASSES};
 
+/// Where a block being freed goes, decided by `free_target`.
+pub enum FreeTarget {
+    /// A block the freeing heap's pool has carved: its local free list (`Heap::free_local`).
+    Local(*mut Pool),
+    /// A block start in a pool of another heap (or the freeing thread has no heap): that
+    /// heap's remote stack.
+    Remote(*mut Heap),
+    /// Neither: outside every pool, not a block start, or never carved.  The caller's slow
+    /// path finds out which (or, collecting remote frees, reports it).
+    Neither,
+}
+
+/// Finds the pool of `p` and decides where freeing `p` from the heap `me` (null for a
+/// thread without one) sends it: the one test behind the free fast path, the free slow
+/// path and the collection of remote frees.  The slot map names the pool of any address
+/// in the arena space, or the vacant pool, whose tests all fail: so an address in no pool
+/// costs no extra test here.
+#[inline(always)]
+pub fn free_target(p: *mut u8, me: *mut Heap) -> FreeTarget {
+    match crate::space::slot_entry(p as usize) {
+        Some(entry) => free_target_in(entry as *mut Pool, p, me),
+        None => FreeTarget::Neither,
+    }
+}
+
+/// `free_target` once the pool is known: `pool` is a live pool head or the vacant pool,
+/// and `p` lies in its slots (or, for the vacant pool, anywhere).
+#[inline(always)]
+pub fn free_target_in(pool: *mut Pool, p: *mut u8, me: *mut Heap) -> FreeTarget {
+    // SAFETY: map entries are live pool heads or the vacant pool; a live pool's owner
+    // is set, and heaps are never unmapped.  `p` lies in the pool's slots, so its
+    // offset fits in 32 bits (for the vacant pool it is meaningless and fails).
+    unsafe {
+        let offset = (p as usize).wrapping_sub((*pool).start as usize);
+        let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
+        if owner == me {
+            // Ours: the block must be one the pool has carved (`bump` is ours).
+            if (*pool).is_carved_block_offset(offset) {
+                return FreeTarget::Local(pool);
+            }
+        } else if (*pool).is_block_offset(offset) {
+            // Another thread's (or a thread without a heap frees): its remote stack.
+            return FreeTarget::Remote(owner);
+        }
+    }
+    FreeTarget::Neither
+}
+
 /// A thread's heap.  Lives in memory from `thread.rs`'s registry and is never unmapped.
 #[repr(C)]
 pub struct Heap {
@@ -348,7 +396,7 @@ impl Heap {
         let mut b = self.remote.take_all();
         let mut prev: *mut Block = ptr::null_mut();
         while !b.is_null() {
-            let Some(pool) = self.pool_of_remote_block(b) else {
+            let FreeTarget::Local(pool) = free_target(b.cast(), self) else {
                 // Not a block of ours.  Reached through a link that decodes to no arena
                 // address: the previous block was written to while it waited.  Else it
                 // was ours once and freed twice by other threads, its pool having gone
@@ -369,15 +417,6 @@ impl Heap {
             prev = b;
             b = next;
         }
-    }
-
-    /// The pool of `b` if `b` starts a block of a pool this heap owns.
-    fn pool_of_remote_block(&self, b: *mut Block) -> Option<*mut Pool> {
-        let (pool, offset) = arena::pool_at(b as usize)?;
-        // SAFETY: `pool_at` returns live pool heads.
-        let ours = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) } == self as *const Heap as *mut Heap;
-        // SAFETY: as above; the pool is ours, so is its `bump`.
-        (ours && unsafe { (*pool).is_carved_block_offset(offset as usize) }).then_some(pool)
     }
 
     /// Before the heap is abandoned (its thread exits): collect remote frees and return
