@@ -94,8 +94,7 @@ pub struct Heap {
     tails: [*mut Pool; CLASSES],
     /// Blocks freed into this heap's pools by other threads.
     pub remote: RemoteFree,
-    /// Registry links (guarded by the registry lock).
-    pub next_all: *mut Heap,
+    /// Registry link (guarded by the registry lock).
     pub next_abandoned: *mut Heap,
     /// Slow-path frees left before the next `maintain`.
     maintenance_countdown: u32,
@@ -170,7 +169,6 @@ impl Heap {
                 (*this).tails[c] = ptr::null_mut();
             }
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
-            (*this).next_all = ptr::null_mut();
             (*this).next_abandoned = ptr::null_mut();
             (*this).maintenance_countdown = MAINTENANCE_INTERVAL;
             (*this).collecting = false;
@@ -419,14 +417,9 @@ impl Heap {
         }
     }
 
-    /// Before the heap is abandoned (its thread exits): collect remote frees and return
-    /// every empty pool, so a dead thread holds only pools with live blocks.
-    pub fn prepare_to_abandon(&mut self) {
-        self.release_empty_pools();
-    }
-
     /// Collects remote frees and returns every empty pool to its arena, the kept ones
-    /// included (thread exit, `malloc_trim`).
+    /// included: before the heap is abandoned (its thread exits, so a dead thread holds only
+    /// pools with live blocks), when an abandoned heap is tidied, and for `malloc_trim`.
     pub fn release_empty_pools(&mut self) {
         self.collect_remote("free");
         for class in 0..CLASSES {
@@ -599,7 +592,7 @@ mod tests {
         assert!(heap.is_valid());
         // Everything freed: all pools but one went back to the arenas.
         assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
-        heap.prepare_to_abandon();
+        heap.release_empty_pools();
         assert_eq!(heap.used_pool_count(class), 0, "abandoning returns empty pools");
     }
 
@@ -625,7 +618,7 @@ mod tests {
         unsafe { heap.free_local(pool_of_block(b), b.cast(), "test") };
         assert!(heap.is_valid());
         assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
-        heap.prepare_to_abandon();
+        heap.release_empty_pools();
         assert_eq!(heap.used_pool_count(class), 0, "abandoning returns empty pools");
     }
 
@@ -649,7 +642,7 @@ mod tests {
         assert!(kept > 0, "some big empty pools are kept");
         assert!(kept <= KEEP_EMPTY_BIG_SLOTS, "kept {kept} slots of big empty pools, over the budget");
         assert!(classes.iter().any(|&c| heap.used_pool_count(c) == 0), "the rest went back");
-        heap.prepare_to_abandon();
+        heap.release_empty_pools();
     }
 
     #[test]

@@ -105,7 +105,7 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     EXITING.set(true);
     os::set_thread_word(0);
     // SAFETY: `h` was this thread's heap; no other thread uses it.
-    unsafe { (*h).prepare_to_abandon() };
+    unsafe { (*h).release_empty_pools() };
     abandon(h);
 }
 
@@ -184,8 +184,6 @@ extern "C" fn after_fork_child() {
 
 /// All heaps ever made, and those waiting for a new thread.
 struct Registry {
-    /// Every heap, linked through `next_all`.
-    all: *mut Heap,
     /// Heaps of exited threads, linked through `next_abandoned`: newly abandoned ones at
     /// the front (adopted first, their pools are the warmest), tidied ones at the back.
     abandoned: *mut Heap,
@@ -203,7 +201,6 @@ struct Registry {
 unsafe impl Send for Registry {}
 
 static REGISTRY: spin::Mutex<Registry> = spin::Mutex::new(Registry {
-    all: ptr::null_mut(),
     abandoned: ptr::null_mut(),
     abandoned_tail: ptr::null_mut(),
     chunk_next: ptr::null_mut(),
@@ -293,10 +290,8 @@ fn carve(reg: &mut Registry) -> *mut Heap {
     unsafe {
         reg.chunk_next = reg.chunk_next.add(HEAP_STRIDE);
         Heap::init(h);
-        (*h).next_all = reg.all;
     }
     reg.chunk_left -= HEAP_STRIDE;
-    reg.all = h;
     reg.total += 1;
     reg.attached += 1;
     h
@@ -331,7 +326,7 @@ pub fn tidy_abandoned_heap() {
     }
     // SAFETY: off the list, `h` is ours alone (it is not our thread word's heap, so even
     // our own frees into its pools go through its remote stack).
-    unsafe { (*h).prepare_to_abandon() };
+    unsafe { (*h).release_empty_pools() };
     REGISTRY.lock().push_abandoned(h, true);
 }
 
