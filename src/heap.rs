@@ -27,7 +27,7 @@ use core::ptr;
 
 use crate::arena;
 use crate::config::{AGING_TICK_MS, KEEP_EMPTY_BIG_SLOTS, KEEP_EMPTY_MAX_SLOTS};
-use crate::pool::{state, Block, Pool};
+use crate::pool::{state, Block, OwnerId, Pool};
 use crate::remote::RemoteFree;
 use crate::size_class::{slots_of_class, CLASSES};
 
@@ -65,15 +65,15 @@ pub fn free_target_in(pool: *mut Pool, p: *mut u8, me: *mut Heap) -> FreeTarget 
     // offset fits in 32 bits (for the vacant pool it is meaningless and fails).
     unsafe {
         let offset = (p as usize).wrapping_sub((*pool).start as usize);
-        let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
-        if owner == me {
+        let owner = (*pool).owner();
+        if owner == Heap::owner_id(me) {
             // Ours: the block must be one the pool has carved (`bump` is ours).
             if (*pool).is_carved_block_offset(offset) {
                 return FreeTarget::Local(pool);
             }
         } else if (*pool).is_block_offset(offset) {
             // Another thread's (or a thread without a heap frees): its remote stack.
-            return FreeTarget::Remote(owner);
+            return FreeTarget::Remote(Heap::of_owner(owner));
         }
     }
     FreeTarget::Neither
@@ -132,6 +132,19 @@ fn keep_quietly(pool: &mut Pool) {
 }
 
 impl Heap {
+    /// What the pools of the heap `this` record as their owner (`pool::OwnerId`): its
+    /// address.  Null (a thread without a heap) gives `OwnerId::NONE`, which no pool has.
+    #[inline(always)]
+    pub fn owner_id(this: *const Heap) -> OwnerId {
+        OwnerId(this as usize)
+    }
+
+    /// The heap a pool's `OwnerId` names (see `owner_id`).
+    #[inline(always)]
+    pub fn of_owner(owner: OwnerId) -> *mut Heap {
+        owner.0 as *mut Heap
+    }
+
     /// The head of `class`'s used list.  Unchecked indexing: `class < CLASSES` is an
     /// invariant of every class value (see `size_class`), and a bounds-check panic would
     /// allocate.
@@ -260,7 +273,7 @@ impl Heap {
         };
         // SAFETY: the claim is ours alone; `start` is its first byte.
         let pool = unsafe {
-            (*claim.pool).init(class, claim.start, self, claim.zeroed);
+            (*claim.pool).init(class, claim.start, Heap::owner_id(self), claim.zeroed);
             &mut *claim.pool
         };
         self.push_front(pool);
@@ -523,11 +536,10 @@ impl Heap {
             while p != empty_pool() && !p.is_null() {
                 // SAFETY: pools on our lists are live.
                 let pool = unsafe { &*p };
-                let owner = pool.owner.load(core::sync::atomic::Ordering::Relaxed);
                 if pool.prev != prev
                     || pool.class as usize != class
                     || pool.state != state::USED
-                    || owner != self as *const Heap as *mut Heap
+                    || pool.owner() != Heap::owner_id(self)
                     || !pool.is_valid()
                 {
                     return false;
