@@ -17,7 +17,7 @@
 //! The slow path (`alloc_generic`) first collects blocks other threads freed into this
 //! heap (`remote.rs`), then carves a never-used block from the first pool, retires pools
 //! that are exhausted (state *full*), and finally claims a new pool from the arenas (after
-//! tidying one abandoned heap, see `thread.rs`).
+//! tidying one abandoned heap, see `tidy_abandoned_heap`).
 //!
 //! An empty pool goes back to its arena, except that a heap keeps one empty pool per
 //! class, so a loop that allocates and frees around a pool boundary does not claim and
@@ -28,6 +28,7 @@ use core::ptr;
 use crate::arena;
 use crate::config::{AGING_TICK_MS, KEEP_EMPTY_BIG_SLOTS, KEEP_EMPTY_MAX_SLOTS};
 use crate::pool::{state, Block, OwnerId, Pool};
+use crate::registry::{self, Link, Taken};
 use crate::remote::RemoteFree;
 use crate::size_class::{slots_of_class, CLASSES};
 
@@ -79,7 +80,7 @@ pub fn free_target_in(pool: *mut Pool, p: *mut u8, me: *mut Heap) -> FreeTarget 
     FreeTarget::Neither
 }
 
-/// A thread's heap.  Lives in memory from `thread.rs`'s registry and is never unmapped.
+/// A thread's heap.  Lives in memory from the registry (`registry.rs`) and is never unmapped.
 #[repr(C)]
 pub struct Heap {
     /// Per class, the first pool with a block to give, or `EMPTY_POOL`.  Pools of a class
@@ -94,8 +95,8 @@ pub struct Heap {
     tails: [*mut Pool; CLASSES],
     /// Blocks freed into this heap's pools by other threads.
     pub remote: RemoteFree,
-    /// Registry link (guarded by the registry lock).
-    pub next_abandoned: *mut Heap,
+    /// The registry's link (see `registry.rs`; guarded by the registry lock).
+    link: Link,
     /// Slow-path frees left before the next `maintain`.
     maintenance_countdown: u32,
     /// Set while `collect_remote` runs (it frees, and frees may call `maintain`).
@@ -131,7 +132,59 @@ fn keep_quietly(pool: &mut Pool) {
     }
 }
 
+/// Heaps are carved from registry memory in steps of this size (whole cache lines).
+const HEAP_STRIDE: usize = (core::mem::size_of::<Heap>() + 63) & !63;
+
+/// Gives the calling thread a heap of its own: one an exited thread abandoned, adopted
+/// whole (pools and all), or a new one.  Null when out of memory.
+pub fn adopt_or_create() -> *mut Heap {
+    match registry::adopt_or_create(HEAP_STRIDE) {
+        Taken::Adopted(link) => Heap::of_link(link),
+        Taken::Fresh(mem) => {
+            let h = mem.cast::<Heap>();
+            // SAFETY: fresh registry memory, `HEAP_STRIDE` bytes, cache-line aligned and
+            // ours alone until we hand the heap out.
+            unsafe { Heap::init(h) };
+            h
+        }
+        Taken::Nothing => ptr::null_mut(),
+    }
+}
+
+/// Puts a heap the calling thread no longer uses on the abandoned list (see
+/// `registry::abandon`).
+pub fn abandon(h: *mut Heap) {
+    registry::abandon(Heap::link_of(h));
+}
+
+/// Gives back what one abandoned heap no longer needs: the blocks other threads freed into
+/// it since its thread exited, and the pools that left empty.  Called by any thread about
+/// to claim a new pool, so a dead thread's memory returns to the arenas (and the OS) even
+/// when no new thread comes to adopt its heap.  Heaps are tidied in turn (taken from the
+/// front of the list, put back at the end).
+pub fn tidy_abandoned_heap() {
+    let link = registry::take_to_tidy();
+    if link.is_null() {
+        return;
+    }
+    let h = Heap::of_link(link);
+    // SAFETY: off the list, `h` is ours alone (it is not our thread word's heap, so even
+    // our own frees into its pools go through its remote stack).
+    unsafe { (*h).release_empty_pools() };
+    registry::put_back_tidied(link);
+}
+
 impl Heap {
+    /// The registry's link inside the heap `this`.
+    fn link_of(this: *mut Heap) -> *mut Link {
+        this.cast::<u8>().wrapping_add(core::mem::offset_of!(Heap, link)).cast()
+    }
+
+    /// The heap whose registry link is `link` (the inverse of `link_of`).
+    fn of_link(link: *mut Link) -> *mut Heap {
+        link.cast::<u8>().wrapping_sub(core::mem::offset_of!(Heap, link)).cast()
+    }
+
     /// What the pools of the heap `this` record as their owner (`pool::OwnerId`): its
     /// address.  Null (a thread without a heap) gives `OwnerId::NONE`, which no pool has.
     #[inline(always)]
@@ -182,7 +235,7 @@ impl Heap {
                 (*this).tails[c] = ptr::null_mut();
             }
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
-            (*this).next_abandoned = ptr::null_mut();
+            (*this).link = Link::new();
             (*this).maintenance_countdown = MAINTENANCE_INTERVAL;
             (*this).collecting = false;
         }
@@ -267,7 +320,7 @@ impl Heap {
             pool.mark_full();
         }
         // Before taking more memory, give back what dead threads' heaps no longer use.
-        crate::thread::tidy_abandoned_heap();
+        tidy_abandoned_heap();
         let Some(claim) = arena::claim_pool(slots_of_class(class)) else {
             return (ptr::null_mut(), false);
         };
@@ -326,7 +379,7 @@ impl Heap {
             return;
         }
         self.collect_remote("free");
-        crate::thread::tidy_abandoned_heap();
+        tidy_abandoned_heap();
         // Memory freed but kept for reuse (free slots' pages, cached large mappings) goes
         // back to the OS once it has sat unused for the purge delay (`PURGE_DELAY_MS`),
         // checked here at most every AGING_TICK_MS: churn keeps reusing it without page

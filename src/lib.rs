@@ -68,11 +68,13 @@ pub mod arena;
 pub mod config;
 pub mod debug;
 pub mod diag;
+pub mod fork;
 pub mod heap;
 pub mod large;
 pub mod os;
 pub mod ownership;
 pub mod pool;
+pub mod registry;
 pub mod remote;
 pub mod size_class;
 pub mod space;
@@ -91,7 +93,7 @@ pub mod ffi;
 #[ctor::ctor]
 fn arenalloc_constructor() {
     thread::ensure_init();
-    thread::install_fork_handlers();
+    fork::install_handlers();
     ffi::pymem::resolve_next_definitions();
     if os::page_size() > config::SLOT_SIZE {
         diag::fatal("kernel page size exceeds the 16 KiB pool slot; rebuild with a larger SLOT_SHIFT");

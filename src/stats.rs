@@ -78,7 +78,7 @@ pub fn snapshot() -> Snapshot {
         }
         pool_slots += pool.slots;
     });
-    let (heaps, heaps_attached) = thread::heap_counts();
+    let (heaps, heaps_attached) = crate::registry::heap_counts();
     Snapshot {
         classes,
         arenas: arena::stats(),
