@@ -11,18 +11,18 @@
 
 use core::ptr;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::arena;
 use crate::debug::{self, Api};
 use crate::config::{MEDIUM_MAX, MIN_ALIGN, SMALL_MAX};
 use crate::diag;
 use crate::heap::{self, FreeTarget};
+use crate::init;
 use crate::large;
 use crate::os;
 use crate::ownership::{self, Region};
 use crate::pool::{Block, Pool};
 use crate::size_class::{aligned_class_of, class_of};
+use crate::registry;
 use crate::thread;
 
 /// Largest request we try to serve: like glibc, nothing above `PTRDIFF_MAX`.
@@ -49,6 +49,8 @@ fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_class_attach(class: usize, zeroed: bool) -> *mut u8 {
+    // Attaching needs the thread-exit key (and the heaps their arena space).
+    init::ensure_init();
     let heap = thread::heap();
     if heap.is_null() {
         let b = thread::with_transient_heap(|heap| if zeroed { heap.alloc_zeroed(class) } else { heap.alloc(class) })
@@ -67,27 +69,6 @@ fn alloc_class_attach(class: usize, zeroed: bool) -> *mut u8 {
     }
 }
 
-/// `malloc`/`calloc` take their small fast path for requests of 1 to `SMALL_LIMIT` bytes
-/// and their medium one up to `FAST_LIMIT` (compared as `size - 1 < limit`, so 0 takes the
-/// slow path too).  Both are 0 until initialisation has read the environment (so the first
-/// call takes the slow path, which initialises), then `SMALL_MAX` and `MEDIUM_MAX`, or
-/// still 0 in debug mode, where every allocation goes through `debug.rs`.  One compare with
-/// a load costs the small path what a compare with a constant would.
-static SMALL_LIMIT: AtomicUsize = AtomicUsize::new(0);
-static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
-
-/// Reads the settings that must be fixed before the first block is handed out (debug
-/// mode); called once by `thread::ensure_init`.
-pub fn configure() {
-    crate::config::tunables::read_environment(os::env_usize);
-    if os::env_flag(c"ARENALLOC_DEBUG") {
-        debug::enable();
-    } else {
-        SMALL_LIMIT.store(SMALL_MAX, Ordering::Relaxed);
-        FAST_LIMIT.store(MEDIUM_MAX, Ordering::Relaxed);
-    }
-}
-
 /// Allocates `size` bytes, 16-byte aligned.  Null when out of memory.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
@@ -99,7 +80,7 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[inline(always)]
 pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
     let s = size.wrapping_sub(1);
-    if s < SMALL_LIMIT.load(Ordering::Relaxed) {
+    if s < init::small_limit() {
         debug_assert!(s < SMALL_MAX);
         return alloc_class(s >> 4, false);
     }
@@ -109,7 +90,7 @@ pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
 /// `malloc` of what is not small: medium classes, else the slow path.
 #[inline(never)]
 fn malloc_medium(size: usize, api: Api) -> *mut u8 {
-    if size.wrapping_sub(1) < FAST_LIMIT.load(Ordering::Relaxed) {
+    if size.wrapping_sub(1) < init::fast_limit() {
         return alloc_class(class_of(size), false);
     }
     malloc_slow(size, api, false)
@@ -126,7 +107,7 @@ fn malloc_slow(size: usize, api: Api, zeroed: bool) -> *mut u8 {
 }
 
 fn malloc_slow_inner(size: usize, api: Api, zeroed: bool) -> *mut u8 {
-    thread::ensure_init();
+    init::ensure_init();
     if debug::enabled() {
         return debug::alloc(api, size, MIN_ALIGN, zeroed);
     }
@@ -170,7 +151,7 @@ pub fn calloc(size: usize) -> *mut u8 {
 
 /// `calloc` on behalf of API family `api`.
 pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
-    if size.wrapping_sub(1) < FAST_LIMIT.load(Ordering::Relaxed) {
+    if size.wrapping_sub(1) < init::fast_limit() {
         return alloc_class(class_of(size), true);
     }
     malloc_slow(size, api, true)
@@ -178,7 +159,7 @@ pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
 
 /// Allocates `size` bytes aligned to `align`, a power of two.  Null when out of memory.
 pub fn memalign(align: usize, size: usize) -> *mut u8 {
-    thread::ensure_init();
+    init::ensure_init();
     if debug::enabled() {
         return debug::alloc(Api::C, size, align.max(MIN_ALIGN), false);
     }
@@ -403,11 +384,26 @@ fn unreachable_owner() -> ! {
     diag::fatal("internal error: debug block on the core realloc path")
 }
 
+/// Tidies every abandoned heap and collects the calling thread's own remote frees, so that
+/// statistics do not count blocks that were freed but not yet collected.  (Blocks freed into
+/// other live threads' heaps stay counted until their owners collect them.)
+pub fn settle_frees() {
+    init::ensure_init();
+    for _ in 0..registry::abandoned_count() {
+        heap::tidy_abandoned_heap();
+    }
+    let h = thread::heap();
+    if !h.is_null() {
+        // SAFETY: our own heap.
+        unsafe { (*h).collect_remote("free") };
+    }
+}
+
 /// Blocks allocated and not yet freed, pools and large mappings together (a snapshot; see
 /// `arena::live_blocks`).  Frees waiting in dead threads' heaps and in the caller's own are
 /// collected first, so they do not count.
 pub fn allocated_blocks() -> usize {
-    thread::settle_frees();
+    settle_frees();
     arena::live_blocks() + large::live_blocks()
 }
 
@@ -415,7 +411,7 @@ pub fn allocated_blocks() -> usize {
 /// pools, those of exited threads' heaps, free slots' pages, spare arenas and cached large
 /// mappings.  Returns the bytes given back (address space unmapped or pages decommitted).
 pub fn trim() -> usize {
-    thread::settle_frees();
+    settle_frees();
     let h = thread::current_heap();
     if !h.is_null() {
         // SAFETY: the calling thread's own heap.

@@ -30,7 +30,7 @@
 //! Never on by default: every call takes the quarantine lock and touches whole blocks.
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::alloc;
 use crate::config::MIN_ALIGN;
@@ -103,18 +103,12 @@ struct Header {
 
 const _: () = assert!(core::mem::size_of::<Header>() == HEADER);
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
 static SERIAL: AtomicUsize = AtomicUsize::new(0);
 
-/// True in debug mode.
+/// True in debug mode (read from the environment by `init.rs`, before any block exists).
 #[inline]
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
-
-/// Switches debug mode on; called once by initialisation, before any block exists.
-pub fn enable() {
-    ENABLED.store(true, Ordering::Relaxed);
+    crate::init::debug_mode()
 }
 
 fn header(p: *mut u8) -> *mut Header {

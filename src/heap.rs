@@ -613,7 +613,7 @@ mod tests {
     fn new_heap() -> *mut Heap {
         // The free-list key is set once, before the first pool: here as in the library
         // (another test allocating through the front would set it under our pools' feet).
-        crate::thread::ensure_init();
+        crate::init::ensure_init();
         let mem = crate::os::map(core::mem::size_of::<Heap>());
         let h = mem.cast::<Heap>();
         // SAFETY: fresh mapping of the right size.

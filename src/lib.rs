@@ -70,6 +70,7 @@ pub mod debug;
 pub mod diag;
 pub mod fork;
 pub mod heap;
+pub mod init;
 pub mod large;
 pub mod os;
 pub mod ownership;
@@ -92,7 +93,7 @@ pub mod ffi;
 #[cfg(not(test))]
 #[ctor::ctor]
 fn arenalloc_constructor() {
-    thread::ensure_init();
+    init::ensure_init();
     fork::install_handlers();
     ffi::pymem::resolve_next_definitions();
     if os::page_size() > config::SLOT_SIZE {

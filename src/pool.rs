@@ -641,7 +641,7 @@ mod tests {
     /// start of an arena-aligned mapping, memory from slot 1.  Returns the pool, its memory,
     /// its length and the mapping (to unmap, `ARENA_SIZE` long).
     fn fresh_pool(class: usize) -> (&'static mut Pool, *mut u8, usize, *mut u8) {
-        crate::thread::ensure_init(); // fixes the free-list key before any link is written
+        crate::init::ensure_init(); // fixes the free-list key before any link is written
         let len = slots_of_class(class) * SLOT_SIZE;
         let arena = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
         assert!(!arena.is_null());

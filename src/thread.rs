@@ -1,6 +1,6 @@
-//! Which heap a thread uses: the thread-local heap pointer, thread exit, and the one-time
-//! process initialisation.  (Where heaps come from and wait between threads is
-//! `registry.rs`; `fork()` is `fork.rs`.)
+//! Which heap a thread uses: the thread-local heap pointer, and thread exit.  (Where heaps
+//! come from and wait between threads is `registry.rs`; `fork()` is `fork.rs`; the one-time
+//! process initialisation, which creates the thread-exit key here, is `init.rs`.)
 //!
 //! * The heap pointer is the thread's word (`os::thread_word`, initial-exec TLS on x86-64,
 //!   a `const` thread local of a `Drop`-free type elsewhere), so reaching it takes two
@@ -16,15 +16,14 @@
 //!   Allocations after the destructor (from other libraries' destructors) borrow a heap per
 //!   call (`with_transient_heap`).
 //!
-//! Initialisation is lazy and allocation-free (`ensure_init`), because the dynamic loader
-//! and other libraries' constructors call malloc before our constructor runs.
+//! Initialisation (`init::ensure_init`) must have run before a thread attaches a heap:
+//! callers of `heap` and `with_transient_heap` see to it.
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::heap::{self, Heap};
-use crate::{os, registry};
+use crate::os;
 
 std::thread_local! {
     /// Set once the thread-exit destructor ran: later allocations (from other libraries'
@@ -63,7 +62,7 @@ fn attach() -> *mut Heap {
         return h;
     }
     os::set_thread_word(h as usize);
-    // SAFETY: the key was created by `ensure_init`; the value is only read back by us.
+    // SAFETY: the key was created by `create_exit_key`; the value is only read back by us.
     unsafe { libc::pthread_setspecific(key(), h.cast()) };
     h
 }
@@ -72,8 +71,9 @@ fn attach() -> *mut Heap {
 static mut EXIT_KEY: libc::pthread_key_t = 0;
 
 fn key() -> libc::pthread_key_t {
-    // SAFETY: written once by `ensure_init` before INIT_STATE becomes DONE (Release), and
-    // every reader has observed DONE (Acquire) first.
+    // SAFETY: written once by `create_exit_key` before `init::ensure_init` publishes
+    // INIT_DONE (Release), and every reader has observed DONE (Acquire) first: callers of
+    // `heap` and `with_transient_heap` ensure initialisation.
     unsafe { EXIT_KEY }
 }
 
@@ -105,58 +105,20 @@ extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     heap::abandon(h);
 }
 
-const INIT_NONE: u8 = 0;
-const INIT_RUNNING: u8 = 1;
-const INIT_DONE: u8 = 2;
-static INIT_STATE: AtomicU8 = AtomicU8::new(INIT_NONE);
-
-/// Creates the thread-exit key, once.  Allocation-free: safe before our constructor runs.
-pub fn ensure_init() {
-    if INIT_STATE.load(Ordering::Acquire) == INIT_DONE {
-        return;
+/// Creates the thread-exit key; called once by `init::ensure_init`, before it publishes
+/// that initialisation is done.
+pub fn create_exit_key() {
+    let mut k: libc::pthread_key_t = 0;
+    // SAFETY: plain key creation; glibc keeps the first keys in static storage, so
+    // creating ours this early means setting it never needs calloc.
+    if unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) } != 0 {
+        crate::diag::fatal("pthread_key_create failed: cannot track thread exit");
     }
-    if INIT_STATE
-        .compare_exchange(INIT_NONE, INIT_RUNNING, Ordering::Acquire, Ordering::Acquire)
-        .is_ok()
-    {
-        // The free-list secret and debug mode are fixed before any block is handed out.
-        crate::pool::Link::set_key(os::random_word());
-        crate::alloc::configure();
-        // The arena space, before the first arena (failure leaves pools unavailable:
-        // small allocations then fail with ENOMEM, as when memory runs out).
-        crate::space::reserve();
-        let mut k: libc::pthread_key_t = 0;
-        // SAFETY: plain key creation; glibc keeps the first keys in static storage, so
-        // creating ours this early means setting it never needs calloc.
-        if unsafe { libc::pthread_key_create(&mut k, Some(on_thread_exit)) } != 0 {
-            crate::diag::fatal("pthread_key_create failed: cannot track thread exit");
-        }
-        // SAFETY: only this thread writes, before publishing INIT_DONE.
-        unsafe { EXIT_KEY = k };
-        INIT_STATE.store(INIT_DONE, Ordering::Release);
-    } else {
-        while INIT_STATE.load(Ordering::Acquire) != INIT_DONE {
-            core::hint::spin_loop();
-        }
-    }
+    // SAFETY: only the initialising thread writes, before `ensure_init` publishes INIT_DONE.
+    unsafe { EXIT_KEY = k };
 }
 
 /// Gives the calling thread a heap of its own (adopted or new).  Null when out of memory.
 fn take_heap() -> *mut Heap {
-    ensure_init();
     heap::adopt_or_create()
-}
-
-/// Tidies every abandoned heap and collects the calling thread's own remote frees, so that
-/// statistics do not count blocks that were freed but not yet collected.  (Blocks freed into
-/// other live threads' heaps stay counted until their owners collect them.)
-pub fn settle_frees() {
-    for _ in 0..registry::abandoned_count() {
-        heap::tidy_abandoned_heap();
-    }
-    let h = heap();
-    if !h.is_null() {
-        // SAFETY: our own heap.
-        unsafe { (*h).collect_remote("free") };
-    }
 }
