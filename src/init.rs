@@ -4,8 +4,9 @@
 //!
 //! Initialisation is lazy and allocation-free (`ensure_init`), because the dynamic loader
 //! and other libraries' constructors call malloc before our constructor runs.  Every way
-//! into the heaps passes through it first: the front's slow paths and the attaching of a
-//! heap to a thread (`alloc.rs`), statistics and `malloc_trim`.
+//! into the heaps passes through it first: the front's slow paths (`alloc.rs`), attaching a
+//! heap to a thread (`dispatch::alloc_class`), statistics and `malloc_trim`
+//! (`alloc::settle_frees`).
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 

@@ -68,6 +68,7 @@ pub mod arena;
 pub mod config;
 pub mod debug;
 pub mod diag;
+pub mod dispatch;
 pub mod fork;
 pub mod heap;
 pub mod init;
