@@ -57,7 +57,7 @@ fn attach() -> *mut Heap {
     if EXITING.get() {
         return ptr::null_mut();
     }
-    let h = take_heap();
+    let h = heap::adopt_or_create();
     if h.is_null() {
         return h;
     }
@@ -83,7 +83,7 @@ fn key() -> libc::pthread_key_t {
 #[cold]
 #[inline(never)]
 pub fn with_transient_heap<R>(f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
-    let h = take_heap();
+    let h = heap::adopt_or_create();
     if h.is_null() {
         return None;
     }
@@ -116,9 +116,4 @@ pub fn create_exit_key() {
     }
     // SAFETY: only the initialising thread writes, before `ensure_init` publishes INIT_DONE.
     unsafe { EXIT_KEY = k };
-}
-
-/// Gives the calling thread a heap of its own (adopted or new).  Null when out of memory.
-fn take_heap() -> *mut Heap {
-    heap::adopt_or_create()
 }
