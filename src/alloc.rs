@@ -1,92 +1,31 @@
-//! The allocator's front: one function per operation, choosing between the thread heap
-//! (sizes up to `MEDIUM_MAX`) and large mappings, and between local and remote frees.
+//! The allocator's front: one function per operation.  The fast paths (small and medium
+//! `malloc`, `free` of a pool block) are written here; everything else goes to the core
+//! (`dispatch.rs`: thread heap or large mapping, local or remote free) or, in debug mode,
+//! to `debug.rs`, which this module alone calls: the core knows nothing of debug mode.
 //!
 //! These functions speak Rust (null for failure); `ffi/` wraps them in the C ABI.  One
 //! exception, for the fast path's sake: `malloc`'s slow paths set `errno` to `ENOMEM`
 //! themselves when they fail, so the C `malloc` is a tail call with no stack frame.
 //!
-//! Every pointer is checked against the ownership map before it is trusted: a pointer that
-//! is not ours, or not the start of a live block we can identify, ends in a diagnostic and
-//! `abort()`, naming the C function (`func`) the user called.
+//! Every pointer is checked against the ownership map before it is trusted (`dispatch.rs`).
 
 use core::ptr;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::arena;
-use crate::debug::{self, Api};
 use crate::config::{MEDIUM_MAX, MIN_ALIGN, SMALL_MAX};
+use crate::debug::{self, Api};
 use crate::diag;
+use crate::dispatch::{self, alloc_class, check_not_free, core_calloc, core_malloc, core_memalign, owner_of, Owner};
+use crate::heap::{self, FreeTarget};
+use crate::init;
 use crate::large;
 use crate::os;
-use crate::ownership::{self, Region};
-use crate::pool::{Block, Pool};
-use crate::space;
-use crate::size_class::{aligned_class_of, class_of};
+use crate::pool::Block;
+use crate::registry;
+use crate::size_class::class_of;
 use crate::thread;
 
-/// Largest request we try to serve: like glibc, nothing above `PTRDIFF_MAX`.
-pub const MAX_REQUEST: usize = isize::MAX as usize;
-
-/// Allocates a block of `class` from the calling thread's heap (zero-filled if `zeroed`).
-#[inline(always)]
-fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
-    let heap = thread::current_heap();
-    if heap.is_null() {
-        return alloc_class_attach(class, zeroed);
-    }
-    // SAFETY: a thread's heap is used only by that thread.
-    let heap = unsafe { &mut *heap };
-    if zeroed {
-        heap.alloc_zeroed(class)
-    } else {
-        heap.alloc(class)
-    }
-}
-
-/// The calling thread has no heap yet: attach one, or borrow one for this call when the
-/// thread is exiting (or attaching ran out of memory).
-#[cold]
-#[inline(never)]
-fn alloc_class_attach(class: usize, zeroed: bool) -> *mut u8 {
-    let heap = thread::heap();
-    if heap.is_null() {
-        let b = thread::with_transient_heap(|heap| if zeroed { heap.alloc_zeroed(class) } else { heap.alloc(class) })
-            .unwrap_or(ptr::null_mut());
-        if b.is_null() {
-            os::set_errno(libc::ENOMEM);
-        }
-        return b;
-    }
-    // SAFETY: a thread's heap is used only by that thread.
-    let heap = unsafe { &mut *heap };
-    if zeroed {
-        heap.alloc_zeroed(class)
-    } else {
-        heap.alloc(class)
-    }
-}
-
-/// `malloc`/`calloc` take their small fast path for requests of 1 to `SMALL_LIMIT` bytes
-/// and their medium one up to `FAST_LIMIT` (compared as `size - 1 < limit`, so 0 takes the
-/// slow path too).  Both are 0 until initialisation has read the environment (so the first
-/// call takes the slow path, which initialises), then `SMALL_MAX` and `MEDIUM_MAX`, or
-/// still 0 in debug mode, where every allocation goes through `debug.rs`.  One compare with
-/// a load costs the small path what a compare with a constant would.
-static SMALL_LIMIT: AtomicUsize = AtomicUsize::new(0);
-static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
-
-/// Reads the settings that must be fixed before the first block is handed out (debug
-/// mode); called once by `thread::ensure_init`.
-pub fn configure() {
-    crate::config::tunables::read_environment();
-    if os::env_flag(c"ARENALLOC_DEBUG") {
-        debug::enable();
-    } else {
-        SMALL_LIMIT.store(SMALL_MAX, Ordering::Relaxed);
-        FAST_LIMIT.store(MEDIUM_MAX, Ordering::Relaxed);
-    }
-}
+pub use crate::dispatch::{owns, MAX_REQUEST};
 
 /// Allocates `size` bytes, 16-byte aligned.  Null when out of memory.
 #[inline(always)]
@@ -99,7 +38,7 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[inline(always)]
 pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
     let s = size.wrapping_sub(1);
-    if s < SMALL_LIMIT.load(Ordering::Relaxed) {
+    if s < init::small_limit() {
         debug_assert!(s < SMALL_MAX);
         return alloc_class(s >> 4, false);
     }
@@ -109,7 +48,7 @@ pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
 /// `malloc` of what is not small: medium classes, else the slow path.
 #[inline(never)]
 fn malloc_medium(size: usize, api: Api) -> *mut u8 {
-    if size.wrapping_sub(1) < FAST_LIMIT.load(Ordering::Relaxed) {
+    if size.wrapping_sub(1) < init::fast_limit() {
         return alloc_class(class_of(size), false);
     }
     malloc_slow(size, api, false)
@@ -126,7 +65,7 @@ fn malloc_slow(size: usize, api: Api, zeroed: bool) -> *mut u8 {
 }
 
 fn malloc_slow_inner(size: usize, api: Api, zeroed: bool) -> *mut u8 {
-    thread::ensure_init();
+    init::ensure_init();
     if debug::enabled() {
         return debug::alloc(api, size, MIN_ALIGN, zeroed);
     }
@@ -137,32 +76,6 @@ fn malloc_slow_inner(size: usize, api: Api, zeroed: bool) -> *mut u8 {
     }
 }
 
-/// `malloc` without debug mode: what debug blocks are made of.
-pub fn core_malloc(size: usize) -> *mut u8 {
-    if size <= MEDIUM_MAX {
-        return alloc_class(class_of(size), false);
-    }
-    malloc_large(size)
-}
-
-fn core_calloc(size: usize) -> *mut u8 {
-    if size <= MEDIUM_MAX {
-        return alloc_class(class_of(size), true);
-    }
-    if size > MAX_REQUEST {
-        return ptr::null_mut();
-    }
-    large::alloc(size, MIN_ALIGN, true)
-}
-
-#[cold]
-fn malloc_large(size: usize) -> *mut u8 {
-    if size > MAX_REQUEST {
-        return ptr::null_mut();
-    }
-    large::alloc(size, MIN_ALIGN, false)
-}
-
 /// Allocates `size` zeroed bytes.  Null when out of memory.
 pub fn calloc(size: usize) -> *mut u8 {
     calloc_api(size, Api::C)
@@ -170,7 +83,7 @@ pub fn calloc(size: usize) -> *mut u8 {
 
 /// `calloc` on behalf of API family `api`.
 pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
-    if size.wrapping_sub(1) < FAST_LIMIT.load(Ordering::Relaxed) {
+    if size.wrapping_sub(1) < init::fast_limit() {
         return alloc_class(class_of(size), true);
     }
     malloc_slow(size, api, true)
@@ -178,65 +91,11 @@ pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
 
 /// Allocates `size` bytes aligned to `align`, a power of two.  Null when out of memory.
 pub fn memalign(align: usize, size: usize) -> *mut u8 {
-    thread::ensure_init();
+    init::ensure_init();
     if debug::enabled() {
         return debug::alloc(Api::C, size, align.max(MIN_ALIGN), false);
     }
     core_memalign(align, size)
-}
-
-/// `memalign` without debug mode.
-pub fn core_memalign(align: usize, size: usize) -> *mut u8 {
-    debug_assert!(align.is_power_of_two());
-    if align <= MIN_ALIGN {
-        return core_malloc(size);
-    }
-    if size > MAX_REQUEST {
-        return ptr::null_mut();
-    }
-    match aligned_class_of(size, align) {
-        Some(class) => alloc_class(class, false),
-        None => large::alloc(size, align, false),
-    }
-}
-
-/// Where a pointer handed to `free`/`realloc`/`malloc_usable_size` lives.
-enum Owner {
-    Pool(*mut Pool),
-    Large(usize),
-    /// Inside a block, not at its start, in debug mode: a debug block (`debug.rs` checks).
-    Debug,
-}
-
-/// Identifies the block `p` starts, or aborts naming `func`.
-#[inline(never)]
-fn owner_of(p: *mut u8, func: &str) -> Owner {
-    match ownership::lookup(p as usize) {
-        Region::Arena(_) => block_in_arena(p, func),
-        Region::Large(base) if debug::enabled() && !large::is_block_start(base, p) => Owner::Debug,
-        Region::Large(base) => Owner::Large(base),
-        Region::Foreign => diag::misuse(func, p, "pointer not allocated by arenalloc"),
-    }
-}
-
-fn block_in_arena(p: *mut u8, func: &str) -> Owner {
-    match arena::pool_at(p as usize) {
-        // SAFETY: `pool_at` returns live pool heads only.
-        Some((pool, offset)) if unsafe { (*pool).is_block_offset(offset as usize) } => Owner::Pool(pool),
-        Some(_) if debug::enabled() => Owner::Debug,
-        Some(_) => diag::misuse(func, p, "pointer into a block, not the start of one"),
-        None => diag::misuse(func, p, "pointer into arenalloc memory that is not an allocated block"),
-    }
-}
-
-/// True when `p` is inside memory arenalloc manages (PyMem_* uses this to forward the
-/// pointers libpython's own allocator made).
-pub fn owns(p: *const u8) -> bool {
-    match ownership::lookup(p as usize) {
-        Region::Arena(_) => true,
-        Region::Large(base) => large::contains(base, p as usize),
-        Region::Foreign => false,
-    }
 }
 
 /// Frees `p`; null is allowed (and costs nothing on the fast path: it is outside the
@@ -247,33 +106,19 @@ pub fn free(p: *mut u8) {
 }
 
 /// Frees `p` (non-null) for the function `func` of API family `api` (named in
-/// diagnostics; debug mode checks the family).  The fast path is written out: a block of
-/// a pool, at a block start; everything else takes `free_uncommon`.
-///
-/// The slot map names the pool of any address in the arena space, or the vacant pool,
-/// whose tests all fail: so an address in no pool costs no extra test here.
+/// diagnostics; debug mode checks the family).  The fast path is a block of a pool, at a
+/// block start (`heap::free_target`); everything else takes `free_uncommon`.
 #[inline(always)]
 pub fn free_api(p: *mut u8, api: Api, func: &str) {
-    if let Some(entry) = space::slot_entry(p as usize) {
-        let pool = entry as *mut Pool;
-        // SAFETY: map entries are live pool heads or the vacant pool; a live pool's owner
-        // is set, and heaps are never unmapped.  `p` lies in the pool's slots, so its
-        // offset fits in 32 bits (for the vacant pool it is meaningless and fails).
-        unsafe {
-            let offset = (p as usize).wrapping_sub((*pool).start as usize);
-            let owner = (*pool).owner.load(core::sync::atomic::Ordering::Relaxed);
-            if owner == thread::current_heap() {
-                // Ours: the block must be one the pool has carved (`bump` is ours).
-                if (*pool).is_carved_block_offset(offset) {
-                    return (*owner).free_local(pool, p.cast::<Block>(), func);
-                }
-            } else if (*pool).is_block_offset(offset) {
-                // Another thread's (or a thread without a heap frees): its remote stack.
-                return (*owner).remote.push(p.cast::<Block>());
-            }
-        }
+    let me = thread::current_heap();
+    match heap::free_target(p, me) {
+        // SAFETY: `me` owns the pool (so it is the calling thread's heap, not null) and `p`
+        // is a carved block of it.
+        FreeTarget::Local(pool) => unsafe { (*me).free_local(pool, p.cast::<Block>(), func) },
+        // SAFETY: heaps are never unmapped; `p` starts a block of a pool of `owner`.
+        FreeTarget::Remote(owner) => unsafe { (*owner).remote.push(p.cast::<Block>()) },
+        FreeTarget::Neither => free_uncommon(p, api, func),
     }
-    free_uncommon(p, api, func)
 }
 
 /// Null, large blocks, debug blocks, and misuse.
@@ -282,83 +127,23 @@ fn free_uncommon(p: *mut u8, api: Api, func: &str) {
     if p.is_null() {
         return;
     }
-    match owner_of(p, func) {
-        Owner::Pool(pool) => free_in_pool(pool, p, func),
-        Owner::Large(base) => large::free(base, p, func),
-        Owner::Debug => debug::free(p, api, func),
-    }
-}
-
-/// `free` without debug mode (a debug block's core block).
-pub fn core_free(p: *mut u8, func: &str) {
-    match owner_of(p, func) {
-        Owner::Pool(pool) => free_in_pool(pool, p, func),
-        Owner::Large(base) => large::free(base, p, func),
-        Owner::Debug => diag::misuse(func, p, "pointer into a block, not the start of one"),
-    }
-}
-
-/// The core block containing `p`, and its usable size: for debug mode, which finds its
-/// header from there.  None when `p` is not inside a block handed out.
-pub fn block_containing(p: *mut u8) -> Option<(*mut u8, usize)> {
-    match ownership::lookup(p as usize) {
-        Region::Arena(_) => {
-            let (pool, offset) = arena::pool_at(p as usize)?;
-            // SAFETY: `pool_at` returns live pool heads.
-            let pool = unsafe { &*pool };
-            if offset >= pool.limit() {
-                return None;
-            }
-            let size = pool.block_size();
-            let block = pool.start().wrapping_add((offset - offset.checked_rem(size)?) as usize);
-            (!pool.looks_free(block.cast())).then_some((block, size as usize))
-        }
-        Region::Large(base) => large::block_of(base, p),
-        Region::Foreign => None,
-    }
-}
-
-#[inline(always)]
-fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
-    // SAFETY: `pool` is a live pool head (checked by `pool_at`); its owner is set while any
-    // of its blocks is live, and heaps are never unmapped.
-    let owner = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) };
-    if owner == thread::current_heap() {
-        // The pool belongs to the calling thread's heap (a thread without a heap, such as
-        // one past its exit destructor, has null here and frees remotely).
-        // SAFETY: `pool` is live; its `bump` is ours to read.
-        if !unsafe { (*pool).is_carved_block_offset(p as usize - (*pool).start() as usize) } {
-            diag::misuse(func, p, "pointer to a block that was never allocated");
-        }
-        // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.
-        unsafe { (*owner).free_local(pool, p.cast::<Block>(), func) };
-    } else {
-        // SAFETY: the remote stack takes other threads' frees; `p` is a live block of a
-        // pool of `owner`.
-        unsafe { (*owner).remote.push(p.cast::<Block>()) };
+    match owner_of(p, func, debug::enabled()) {
+        Owner::Interior => debug::free(p, api, func),
+        owner => dispatch::free_owned(owner, p, func),
     }
 }
 
 /// Usable size of the block `p` (non-null).
 pub fn usable_size(p: *mut u8) -> usize {
     let func = "malloc_usable_size";
-    match owner_of(p, func) {
-        Owner::Debug => debug::usable_size(p, func),
+    match owner_of(p, func, debug::enabled()) {
+        Owner::Interior => debug::usable_size(p, func),
         Owner::Pool(pool) => {
             check_not_free(pool, p, func);
             // SAFETY: live pool head.
             unsafe { (*pool).block_size() as usize }
         }
         Owner::Large(base) => large::usable_size(base, p, func),
-    }
-}
-
-/// Aborts when the pool block `p` is free already (its first word is a free-list link).
-/// For the calls that use a block without freeing it: `realloc`, `malloc_usable_size`.
-fn check_not_free(pool: *mut Pool, p: *mut u8, func: &str) {
-    // SAFETY: `pool` is a live pool head and `p` one of its blocks (checked by owner_of).
-    if unsafe { (*pool).looks_free(p.cast()) } {
-        diag::misuse(func, p, "the block is free (use after free)");
     }
 }
 
@@ -370,8 +155,8 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
 
 /// `realloc` for the function `func` of API family `api` (named in diagnostics).
 pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
-    let owner = owner_of(p, func);
-    if let Owner::Debug = owner {
+    let owner = owner_of(p, func, debug::enabled());
+    if let Owner::Interior = owner {
         if size > MAX_REQUEST {
             return ptr::null_mut();
         }
@@ -395,7 +180,7 @@ pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
             }
             have
         }
-        Owner::Debug => unreachable_owner(),
+        Owner::Interior => unreachable_owner(),
         Owner::Large(base) => {
             let have = large::usable_size(base, p, func);
             // Large stays large (mremap) unless it shrinks enough to live in a pool.
@@ -411,21 +196,36 @@ pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
     }
     // SAFETY: both blocks are live, distinct, and at least min(old, size) bytes long.
     unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
-    core_free(p, func);
+    dispatch::free_owned(owner, p, func);
     q
 }
 
-/// `Owner::Debug` was handled before: this arm cannot be reached.
+/// `Owner::Interior` was handled before: this arm cannot be reached.
 #[cold]
 fn unreachable_owner() -> ! {
     diag::fatal("internal error: debug block on the core realloc path")
+}
+
+/// Tidies every abandoned heap and collects the calling thread's own remote frees, so that
+/// statistics do not count blocks that were freed but not yet collected.  (Blocks freed into
+/// other live threads' heaps stay counted until their owners collect them.)
+pub fn settle_frees() {
+    init::ensure_init();
+    for _ in 0..registry::abandoned_count() {
+        heap::tidy_abandoned_heap();
+    }
+    let h = thread::heap();
+    if !h.is_null() {
+        // SAFETY: our own heap.
+        unsafe { (*h).collect_remote("free") };
+    }
 }
 
 /// Blocks allocated and not yet freed, pools and large mappings together (a snapshot; see
 /// `arena::live_blocks`).  Frees waiting in dead threads' heaps and in the caller's own are
 /// collected first, so they do not count.
 pub fn allocated_blocks() -> usize {
-    thread::settle_frees();
+    settle_frees();
     arena::live_blocks() + large::live_blocks()
 }
 
@@ -433,7 +233,7 @@ pub fn allocated_blocks() -> usize {
 /// pools, those of exited threads' heaps, free slots' pages, spare arenas and cached large
 /// mappings.  Returns the bytes given back (address space unmapped or pages decommitted).
 pub fn trim() -> usize {
-    thread::settle_frees();
+    settle_frees();
     let h = thread::current_heap();
     if !h.is_null() {
         // SAFETY: the calling thread's own heap.

@@ -33,9 +33,9 @@ pub const ARENA_MASK: usize = ARENA_SIZE - 1;
 /// Slots per arena; slot 0 holds the arena header and the pool table.
 pub const SLOTS_PER_ARENA: usize = ARENA_SIZE / SLOT_SIZE;
 
-/// The page size the layout assumes.  Checked against `sysconf` at start-up: on a kernel
-/// with larger pages everything still works, only `madvise` releases less.
-pub const PAGE_SIZE: usize = 4096;
+/// The page size the layout assumes (see `os::PAGE_SIZE`: a fact about the machine, kept
+/// with the system calls, which sit below this module).
+pub use crate::os::PAGE_SIZE;
 
 /// Alignment of every block (what glibc guarantees: `alignof(max_align_t)`).
 pub const MIN_ALIGN: usize = 16;
@@ -121,19 +121,20 @@ pub mod tunables {
         LARGE_CACHE_SLOTS.load(Ordering::Relaxed)
     }
 
-    /// Reads the environment (once, at initialisation).
-    pub fn read_environment() {
-        if let Some(v) = crate::os::env_usize(c"ARENALLOC_SPARE_ARENAS") {
+    /// Reads the environment (once, at initialisation) through `env_usize` (`os::env_usize`
+    /// in the library: passed in, so that this module calls nothing and sits below `os`).
+    pub fn read_environment(env_usize: impl Fn(&core::ffi::CStr) -> Option<usize>) {
+        if let Some(v) = env_usize(c"ARENALLOC_SPARE_ARENAS") {
             SPARE_ARENAS.store(v.min(64), Ordering::Relaxed);
         }
-        if let Some(kib) = crate::os::env_usize(c"ARENALLOC_PURGE_KIB") {
+        if let Some(kib) = env_usize(c"ARENALLOC_PURGE_KIB") {
             let slots = kib.clamp(16, 4096) * 1024 / super::SLOT_SIZE;
             PURGE_SLOTS.store(slots.max(1), Ordering::Relaxed);
         }
-        if let Some(v) = crate::os::env_usize(c"ARENALLOC_LARGE_CACHE") {
+        if let Some(v) = env_usize(c"ARENALLOC_LARGE_CACHE") {
             LARGE_CACHE_SLOTS.store(v.min(super::LARGE_CACHE_SLOTS), Ordering::Relaxed);
         }
-        if let Some(ms) = crate::os::env_usize(c"ARENALLOC_PURGE_DELAY_MS") {
+        if let Some(ms) = env_usize(c"ARENALLOC_PURGE_DELAY_MS") {
             PURGE_DELAY_MS.store(ms.min(2000), Ordering::Relaxed);
         }
     }

@@ -30,11 +30,11 @@
 //! Never on by default: every call takes the quarantine lock and touches whole blocks.
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::alloc;
 use crate::config::MIN_ALIGN;
 use crate::diag::Line;
+use crate::dispatch;
 use crate::os;
 
 /// Which API family allocated a block (CPython's "api id").
@@ -103,18 +103,12 @@ struct Header {
 
 const _: () = assert!(core::mem::size_of::<Header>() == HEADER);
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
 static SERIAL: AtomicUsize = AtomicUsize::new(0);
 
-/// True in debug mode.
+/// True in debug mode (read from the environment by `init.rs`, before any block exists).
 #[inline]
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
-
-/// Switches debug mode on; called once by initialisation, before any block exists.
-pub fn enable() {
-    ENABLED.store(true, Ordering::Relaxed);
+    crate::init::debug_mode()
 }
 
 fn header(p: *mut u8) -> *mut Header {
@@ -125,7 +119,7 @@ fn header(p: *mut u8) -> *mut Header {
 pub fn alloc(api: Api, size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let offset = HEADER.max(align);
     let Some(total) = size.checked_add(offset + TRAILER) else { return ptr::null_mut() };
-    let real = if align <= MIN_ALIGN { alloc::core_malloc(total) } else { alloc::core_memalign(align, total) };
+    let real = if align <= MIN_ALIGN { dispatch::core_malloc(total) } else { dispatch::core_memalign(align, total) };
     if real.is_null() {
         return real;
     }
@@ -152,7 +146,7 @@ pub fn alloc(api: Api, size: usize, align: usize, zeroed: bool) -> *mut u8 {
 /// called through `api` (None: a query any family may make); returns its header.  Reports
 /// and aborts otherwise.
 fn checked(p: *mut u8, api: Option<Api>, func: &str) -> *mut Header {
-    let Some((real, usable)) = alloc::block_containing(p) else {
+    let Some((real, usable)) = dispatch::block_containing(p) else {
         crate::diag::misuse(func, p, "pointer not allocated by arenalloc");
     };
     let offset = p as usize - real as usize;
@@ -317,7 +311,7 @@ mod quarantine {
             check(0, CHECK_EDGE);
             check(size - CHECK_EDGE, size);
         }
-        alloc::core_free(p.wrapping_sub(offset), "free");
+        dispatch::core_free(p.wrapping_sub(offset), "free");
     }
 
     /// For fork: the child must not inherit the lock held by another thread.

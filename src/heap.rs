@@ -17,7 +17,7 @@
 //! The slow path (`alloc_generic`) first collects blocks other threads freed into this
 //! heap (`remote.rs`), then carves a never-used block from the first pool, retires pools
 //! that are exhausted (state *full*), and finally claims a new pool from the arenas (after
-//! tidying one abandoned heap, see `thread.rs`).
+//! tidying one abandoned heap, see `tidy_abandoned_heap`).
 //!
 //! An empty pool goes back to its arena, except that a heap keeps one empty pool per
 //! class, so a loop that allocates and frees around a pool boundary does not claim and
@@ -27,11 +27,60 @@ use core::ptr;
 
 use crate::arena;
 use crate::config::{AGING_TICK_MS, KEEP_EMPTY_BIG_SLOTS, KEEP_EMPTY_MAX_SLOTS};
-use crate::pool::{state, Block, Pool};
+use crate::pool::{state, Block, OwnerId, Pool};
+use crate::registry::{self, Link, Taken};
 use crate::remote::RemoteFree;
 use crate::size_class::{slots_of_class, CLASSES};
 
-/// A thread's heap.  Lives in memory from `thread.rs`'s registry and is never unmapped.
+/// Where a block being freed goes, decided by `free_target`.
+pub enum FreeTarget {
+    /// A block the freeing heap's pool has carved: its local free list (`Heap::free_local`).
+    Local(*mut Pool),
+    /// A block start in a pool of another heap (or the freeing thread has no heap): that
+    /// heap's remote stack.
+    Remote(*mut Heap),
+    /// Neither: outside every pool, not a block start, or never carved.  The caller's slow
+    /// path finds out which (or, collecting remote frees, reports it).
+    Neither,
+}
+
+/// Finds the pool of `p` and decides where freeing `p` from the heap `me` (null for a
+/// thread without one) sends it: the one test behind the free fast path, the free slow
+/// path and the collection of remote frees.  The slot map names the pool of any address
+/// in the arena space, or the vacant pool, whose tests all fail: so an address in no pool
+/// costs no extra test here.
+#[inline(always)]
+pub fn free_target(p: *mut u8, me: *mut Heap) -> FreeTarget {
+    match crate::space::slot_entry(p as usize) {
+        Some(entry) => free_target_in(entry as *mut Pool, p, me),
+        None => FreeTarget::Neither,
+    }
+}
+
+/// `free_target` once the pool is known: `pool` is a live pool head or the vacant pool,
+/// and `p` lies in its slots (or, for the vacant pool, anywhere).
+#[inline(always)]
+pub fn free_target_in(pool: *mut Pool, p: *mut u8, me: *mut Heap) -> FreeTarget {
+    // SAFETY: map entries are live pool heads or the vacant pool; a live pool's owner
+    // is set, and heaps are never unmapped.  `p` lies in the pool's slots, so its
+    // offset fits in 32 bits (for the vacant pool it is meaningless and fails).
+    unsafe {
+        let offset = (p as usize).wrapping_sub((*pool).start as usize);
+        let owner = (*pool).owner();
+        if owner == Heap::owner_id(me) {
+            // Ours: the block must be one the pool has carved (`bump` is ours).
+            if (*pool).is_carved_block_offset(offset) {
+                return FreeTarget::Local(pool);
+            }
+        } else if (*pool).is_block_offset(offset) {
+            // Another thread's (or a thread without a heap frees): its remote stack.
+            return FreeTarget::Remote(Heap::of_owner(owner));
+        }
+    }
+    FreeTarget::Neither
+}
+
+/// A thread's heap.  Lives in memory from the registry (`registry.rs`) and is never unmapped.
 #[repr(C)]
 pub struct Heap {
     /// Per class, the first pool with a block to give, or `EMPTY_POOL`.  Pools of a class
@@ -46,9 +95,8 @@ pub struct Heap {
     tails: [*mut Pool; CLASSES],
     /// Blocks freed into this heap's pools by other threads.
     pub remote: RemoteFree,
-    /// Registry links (guarded by the registry lock).
-    pub next_all: *mut Heap,
-    pub next_abandoned: *mut Heap,
+    /// The registry's link (see `registry.rs`; guarded by the registry lock).
+    link: Link,
     /// Slow-path frees left before the next `maintain`.
     maintenance_countdown: u32,
     /// Set while `collect_remote` runs (it frees, and frees may call `maintain`).
@@ -84,7 +132,72 @@ fn keep_quietly(pool: &mut Pool) {
     }
 }
 
+/// Heaps are carved from registry memory in steps of this size (whole cache lines).
+const HEAP_STRIDE: usize = (core::mem::size_of::<Heap>() + 63) & !63;
+
+/// Gives the calling thread a heap of its own: one an exited thread abandoned, adopted
+/// whole (pools and all), or a new one.  Null when out of memory.
+pub fn adopt_or_create() -> *mut Heap {
+    match registry::adopt_or_create(HEAP_STRIDE) {
+        Taken::Adopted(link) => Heap::of_link(link),
+        Taken::Fresh(mem) => {
+            let h = mem.cast::<Heap>();
+            // SAFETY: fresh registry memory, `HEAP_STRIDE` bytes, cache-line aligned and
+            // ours alone until we hand the heap out.
+            unsafe { Heap::init(h) };
+            h
+        }
+        Taken::Nothing => ptr::null_mut(),
+    }
+}
+
+/// Puts a heap the calling thread no longer uses on the abandoned list (see
+/// `registry::abandon`).
+pub fn abandon(h: *mut Heap) {
+    registry::abandon(Heap::link_of(h));
+}
+
+/// Gives back what one abandoned heap no longer needs: the blocks other threads freed into
+/// it since its thread exited, and the pools that left empty.  Called by any thread about
+/// to claim a new pool, so a dead thread's memory returns to the arenas (and the OS) even
+/// when no new thread comes to adopt its heap.  Heaps are tidied in turn (taken from the
+/// front of the list, put back at the end).
+pub fn tidy_abandoned_heap() {
+    let link = registry::take_to_tidy();
+    if link.is_null() {
+        return;
+    }
+    let h = Heap::of_link(link);
+    // SAFETY: off the list, `h` is ours alone (it is not our thread word's heap, so even
+    // our own frees into its pools go through its remote stack).
+    unsafe { (*h).release_empty_pools() };
+    registry::put_back_tidied(link);
+}
+
 impl Heap {
+    /// The registry's link inside the heap `this`.
+    fn link_of(this: *mut Heap) -> *mut Link {
+        this.cast::<u8>().wrapping_add(core::mem::offset_of!(Heap, link)).cast()
+    }
+
+    /// The heap whose registry link is `link` (the inverse of `link_of`).
+    fn of_link(link: *mut Link) -> *mut Heap {
+        link.cast::<u8>().wrapping_sub(core::mem::offset_of!(Heap, link)).cast()
+    }
+
+    /// What the pools of the heap `this` record as their owner (`pool::OwnerId`): its
+    /// address.  Null (a thread without a heap) gives `OwnerId::NONE`, which no pool has.
+    #[inline(always)]
+    pub fn owner_id(this: *const Heap) -> OwnerId {
+        OwnerId(this as usize)
+    }
+
+    /// The heap a pool's `OwnerId` names (see `owner_id`).
+    #[inline(always)]
+    pub fn of_owner(owner: OwnerId) -> *mut Heap {
+        owner.0 as *mut Heap
+    }
+
     /// The head of `class`'s used list.  Unchecked indexing: `class < CLASSES` is an
     /// invariant of every class value (see `size_class`), and a bounds-check panic would
     /// allocate.
@@ -122,8 +235,7 @@ impl Heap {
                 (*this).tails[c] = ptr::null_mut();
             }
             ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
-            (*this).next_all = ptr::null_mut();
-            (*this).next_abandoned = ptr::null_mut();
+            (*this).link = Link::new();
             (*this).maintenance_countdown = MAINTENANCE_INTERVAL;
             (*this).collecting = false;
         }
@@ -208,13 +320,13 @@ impl Heap {
             pool.mark_full();
         }
         // Before taking more memory, give back what dead threads' heaps no longer use.
-        crate::thread::tidy_abandoned_heap();
+        tidy_abandoned_heap();
         let Some(claim) = arena::claim_pool(slots_of_class(class)) else {
             return (ptr::null_mut(), false);
         };
         // SAFETY: the claim is ours alone; `start` is its first byte.
         let pool = unsafe {
-            (*claim.pool).init(class, claim.start, self, claim.zeroed);
+            (*claim.pool).init(class, claim.start, Heap::owner_id(self), claim.zeroed);
             &mut *claim.pool
         };
         self.push_front(pool);
@@ -267,7 +379,7 @@ impl Heap {
             return;
         }
         self.collect_remote("free");
-        crate::thread::tidy_abandoned_heap();
+        tidy_abandoned_heap();
         // Memory freed but kept for reuse (free slots' pages, cached large mappings) goes
         // back to the OS once it has sat unused for the purge delay (`PURGE_DELAY_MS`),
         // checked here at most every AGING_TICK_MS: churn keeps reusing it without page
@@ -348,7 +460,7 @@ impl Heap {
         let mut b = self.remote.take_all();
         let mut prev: *mut Block = ptr::null_mut();
         while !b.is_null() {
-            let Some(pool) = self.pool_of_remote_block(b) else {
+            let FreeTarget::Local(pool) = free_target(b.cast(), self) else {
                 // Not a block of ours.  Reached through a link that decodes to no arena
                 // address: the previous block was written to while it waited.  Else it
                 // was ours once and freed twice by other threads, its pool having gone
@@ -371,23 +483,9 @@ impl Heap {
         }
     }
 
-    /// The pool of `b` if `b` starts a block of a pool this heap owns.
-    fn pool_of_remote_block(&self, b: *mut Block) -> Option<*mut Pool> {
-        let (pool, offset) = arena::pool_at(b as usize)?;
-        // SAFETY: `pool_at` returns live pool heads.
-        let ours = unsafe { (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) } == self as *const Heap as *mut Heap;
-        // SAFETY: as above; the pool is ours, so is its `bump`.
-        (ours && unsafe { (*pool).is_carved_block_offset(offset as usize) }).then_some(pool)
-    }
-
-    /// Before the heap is abandoned (its thread exits): collect remote frees and return
-    /// every empty pool, so a dead thread holds only pools with live blocks.
-    pub fn prepare_to_abandon(&mut self) {
-        self.release_empty_pools();
-    }
-
     /// Collects remote frees and returns every empty pool to its arena, the kept ones
-    /// included (thread exit, `malloc_trim`).
+    /// included: before the heap is abandoned (its thread exits, so a dead thread holds only
+    /// pools with live blocks), when an abandoned heap is tidied, and for `malloc_trim`.
     pub fn release_empty_pools(&mut self) {
         self.collect_remote("free");
         for class in 0..CLASSES {
@@ -491,11 +589,10 @@ impl Heap {
             while p != empty_pool() && !p.is_null() {
                 // SAFETY: pools on our lists are live.
                 let pool = unsafe { &*p };
-                let owner = pool.owner.load(core::sync::atomic::Ordering::Relaxed);
                 if pool.prev != prev
                     || pool.class as usize != class
                     || pool.state != state::USED
-                    || owner != self as *const Heap as *mut Heap
+                    || pool.owner() != Heap::owner_id(self)
                     || !pool.is_valid()
                 {
                     return false;
@@ -516,7 +613,7 @@ mod tests {
     fn new_heap() -> *mut Heap {
         // The free-list key is set once, before the first pool: here as in the library
         // (another test allocating through the front would set it under our pools' feet).
-        crate::thread::ensure_init();
+        crate::init::ensure_init();
         let mem = crate::os::map(core::mem::size_of::<Heap>());
         let h = mem.cast::<Heap>();
         // SAFETY: fresh mapping of the right size.
@@ -560,7 +657,7 @@ mod tests {
         assert!(heap.is_valid());
         // Everything freed: all pools but one went back to the arenas.
         assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
-        heap.prepare_to_abandon();
+        heap.release_empty_pools();
         assert_eq!(heap.used_pool_count(class), 0, "abandoning returns empty pools");
     }
 
@@ -586,7 +683,7 @@ mod tests {
         unsafe { heap.free_local(pool_of_block(b), b.cast(), "test") };
         assert!(heap.is_valid());
         assert_eq!(heap.used_pool_count(class), 1, "one empty pool is kept");
-        heap.prepare_to_abandon();
+        heap.release_empty_pools();
         assert_eq!(heap.used_pool_count(class), 0, "abandoning returns empty pools");
     }
 
@@ -610,7 +707,7 @@ mod tests {
         assert!(kept > 0, "some big empty pools are kept");
         assert!(kept <= KEEP_EMPTY_BIG_SLOTS, "kept {kept} slots of big empty pools, over the budget");
         assert!(classes.iter().any(|&c| heap.used_pool_count(c) == 0), "the rest went back");
-        heap.prepare_to_abandon();
+        heap.release_empty_pools();
     }
 
     #[test]

@@ -6,23 +6,31 @@
 //!
 //! ## Layers (top to bottom, one module each)
 //!
+//! Each module uses only modules in rows below its own, so no two modules depend on each
+//! other (`tests/module_layers.py`, in `make test`, checks every `crate::` path against
+//! this table; unit tests may reach up).
+//!
 //! ```text
-//!  ffi/          C ABI shells: argument checks, errno            malloc(n) / free(p)
-//!   │
-//!  alloc.rs      dispatch: size → class or large; pointer → pool or large; local or remote
-//!   │
-//!  thread.rs     which heap this thread uses; thread exit; fork; initialisation
-//!  heap.rs       a thread's usedpools[class] lists; fast paths; slow paths
-//!  remote.rs     lock-free stack of blocks freed by other threads
-//!   │
-//!  size_class.rs request size → class (16 B steps to 512 B, then 8 per doubling to 1 MiB)
-//!  pool.rs       a pool: blocks of one class, free list + never-used tail
-//!  arena.rs      4 MiB arenas carved into 16 KiB slots; the global arena list (spinlock)
-//!  large.rs      > 1 MiB: one mapping per block, mremap for realloc
-//!  ownership.rs  address → arena / large mapping / not ours, in O(1)
-//!  space.rs      the reserved range every arena lives in; slot → pool map
-//!   │
-//!  os.rs         every system call: mmap, munmap, madvise, mremap, write(2)
+//!  ffi/           C ABI shells: argument checks, errno              malloc(n) / free(p)
+//!  stats.rs       statistics: snapshot and report (arenalloc_stats, mallinfo2, ...)
+//!  fork.rs        pthread_atfork handlers: every lock below taken around fork()
+//!  alloc.rs       the front: malloc/free fast paths; debug mode on the cold paths; realloc
+//!  debug.rs       ARENALLOC_DEBUG=1: guards, fills, quarantine, made of core blocks
+//!  dispatch.rs    the core: size → class or large; pointer → pool or large; local or remote
+//!  init.rs        one-time initialisation: secret, tunables, debug mode, fast-path limits
+//!  thread.rs      which heap this thread uses; thread exit; heaps lent per call
+//!  heap.rs        a thread's usedpools[class] lists; fast paths; slow paths; free_target
+//!  registry.rs    every heap: heap memory, the abandoned list, adoption (spinlock)
+//!  remote.rs      lock-free stack of blocks freed by other threads
+//!  arena.rs       4 MiB arenas carved into 16 KiB slots; the global arena list (spinlock)
+//!  pool.rs        a pool: blocks of one class, free list + never-used tail; opaque owner
+//!  size_class.rs  request size → class (16 B steps to 512 B, then 8 per doubling to 1 MiB)
+//!  large.rs       > 1 MiB: one mapping per block, mremap for realloc
+//!  ownership.rs   address → arena / large mapping / not ours, in O(1)
+//!  space.rs       the reserved range every arena lives in; slot → pool map
+//!  diag.rs        one-line diagnostics on stderr, then abort()
+//!  config.rs      layout constants and run-time tunables; calls nothing
+//!  os.rs          every system call: mmap, munmap, madvise, mremap, write(2)
 //! ```
 //!
 //! ## Glossary
@@ -68,11 +76,15 @@ pub mod arena;
 pub mod config;
 pub mod debug;
 pub mod diag;
+pub mod dispatch;
+pub mod fork;
 pub mod heap;
+pub mod init;
 pub mod large;
 pub mod os;
 pub mod ownership;
 pub mod pool;
+pub mod registry;
 pub mod remote;
 pub mod size_class;
 pub mod space;
@@ -90,8 +102,8 @@ pub mod ffi;
 #[cfg(not(test))]
 #[ctor::ctor]
 fn arenalloc_constructor() {
-    thread::ensure_init();
-    thread::install_fork_handlers();
+    init::ensure_init();
+    fork::install_handlers();
     ffi::pymem::resolve_next_definitions();
     if os::page_size() > config::SLOT_SIZE {
         diag::fatal("kernel page size exceeds the 16 KiB pool slot; rebuild with a larger SLOT_SHIFT");

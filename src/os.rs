@@ -3,10 +3,15 @@
 //! The rest of the crate asks this module for address space (`map`, `map_aligned`),
 //! gives it back (`unmap`, `decommit`), moves it (`remap`), and writes diagnostics
 //! (`write_stderr`).  Nothing here may allocate: only raw `libc` calls, no `std`.
+//!
+//! It sits at the bottom of the layers and uses no other module of the crate: the constants
+//! it needs about the machine (`PAGE_SIZE`) are defined here, and `config` takes them from it.
 
 use core::ptr;
 
-use crate::config::{ARENA_SIZE, PAGE_SIZE};
+/// The page size the layout assumes.  Checked against `sysconf` at start-up: on a kernel
+/// with larger pages everything still works, only `madvise` releases less.
+pub const PAGE_SIZE: usize = 4096;
 
 /// Rounds `n` up to a multiple of the power of two `align`; `None` on overflow.
 #[inline]
@@ -150,11 +155,6 @@ pub fn mapped_bytes() -> Option<usize> {
         digits += 1;
     }
     (digits > 0).then(|| pages.saturating_mul(page_size()))
-}
-
-/// Maps one arena: `ARENA_SIZE` bytes aligned to `ARENA_SIZE`.
-pub fn map_arena() -> *mut u8 {
-    map_aligned(ARENA_SIZE, ARENA_SIZE)
 }
 
 /// Returns a mapping to the OS.

@@ -29,10 +29,9 @@
 //! freed by another thread stays counted until the owner collects it (see `remote.rs`).
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::SLOT_SIZE;
-use crate::heap::Heap;
 use crate::config::{ARENA_MASK, PAGE_SIZE, SLOT_SHIFT};
 use crate::size_class::{divisor_of_class, slots_of_class, Divisor, CLASSES, CLASS_LIMIT, CLASS_SIZE, CLASS_SLOTS};
 
@@ -132,6 +131,17 @@ impl Link {
     }
 }
 
+/// Which heap owns a pool, as the pool sees it: an opaque word, compared and handed back,
+/// never followed here (`heap.rs`, above this module, makes it from a heap's address and
+/// turns it back: `Heap::owner_id`, `Heap::of_owner`).  `NONE` for no heap.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(transparent)]
+pub struct OwnerId(pub usize);
+
+impl OwnerId {
+    pub const NONE: OwnerId = OwnerId(0);
+}
+
 /// What a pool-table entry describes.
 pub mod kind {
     /// The slot belongs to no pool (the arena's initial state: zeroed memory reads as this).
@@ -172,9 +182,10 @@ pub struct Pool {
     /// The test for "this offset starts a block" (see `size_class::Divisor`), cached from
     /// the class so the free path reads one field instead of a table.
     pub divisor: Divisor,
-    /// The heap that owns the pool; only that heap's thread touches `free`, `used`, `bump`.
-    /// Written only while no block of the pool is live, read by any thread freeing a block.
-    pub owner: AtomicPtr<Heap>,
+    /// The heap that owns the pool (an `OwnerId`); only that heap's thread touches `free`,
+    /// `used`, `bump`.  Written only while no block of the pool is live, read by any thread
+    /// freeing a block.
+    owner: AtomicUsize,
     /// usedpools links (meaningful iff `state == USED`).
     pub next: *mut Pool,
     pub prev: *mut Pool,
@@ -213,7 +224,7 @@ static VACANT: VacantPool = VacantPool(core::cell::UnsafeCell::new(Pool {
     bump: 0,
     start: ptr::null_mut(),
     divisor: Divisor::NONE,
-    owner: AtomicPtr::new(ptr::null_mut()),
+    owner: AtomicUsize::new(OwnerId::NONE.0),
     next: ptr::null_mut(),
     prev: ptr::null_mut(),
     class: 0,
@@ -291,7 +302,7 @@ impl Pool {
     /// # Safety
     /// The entry and the `slots` entries after it must have just been claimed from the
     /// arena by the caller, and `start` must be the first byte of those slots.
-    pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: *mut Heap, zeroed: bool) {
+    pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: OwnerId, zeroed: bool) {
         debug_assert_eq!(start as usize, self.start_from_table_position());
         let slots = slots_of_class(class);
         self.free = ptr::null_mut();
@@ -301,7 +312,7 @@ impl Pool {
         self.divisor = divisor_of_class(class);
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
-        self.owner = AtomicPtr::new(owner);
+        self.owner = AtomicUsize::new(owner.0);
         self.start = start;
         self.class = class as u8;
         self.slots = slots as u8;
@@ -309,6 +320,12 @@ impl Pool {
         self.head_back = 0;
         self.state = state::USED;
         self.zeroed = zeroed;
+    }
+
+    /// The heap that owns the pool.  Any thread may ask (see `owner`).
+    #[inline(always)]
+    pub fn owner(&self) -> OwnerId {
+        OwnerId(self.owner.load(Ordering::Relaxed))
     }
 
     /// Pops a block off the free list of `this`, or null.  Aborts when the block's link
@@ -624,7 +641,7 @@ mod tests {
     /// start of an arena-aligned mapping, memory from slot 1.  Returns the pool, its memory,
     /// its length and the mapping (to unmap, `ARENA_SIZE` long).
     fn fresh_pool(class: usize) -> (&'static mut Pool, *mut u8, usize, *mut u8) {
-        crate::thread::ensure_init(); // fixes the free-list key before any link is written
+        crate::init::ensure_init(); // fixes the free-list key before any link is written
         let len = slots_of_class(class) * SLOT_SIZE;
         let arena = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
         assert!(!arena.is_null());
@@ -633,7 +650,7 @@ mod tests {
         // SAFETY: slot 1 onwards is unused memory of the mapping.
         let mem = unsafe { arena.add(SLOT_SIZE) };
         // SAFETY: the entry and its slots are ours alone.
-        unsafe { p.init(class, mem, ptr::null_mut(), true) };
+        unsafe { p.init(class, mem, OwnerId::NONE, true) };
         assert_eq!(p.start(), mem);
         (p, mem, len, arena)
     }

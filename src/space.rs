@@ -271,7 +271,7 @@ fn within_address_limit() -> bool {
     mapped.saturating_add(COMMITTED.load(Ordering::Relaxed)).saturating_add(ARENA_SIZE) <= limit
 }
 
-/// Takes the places lock before `fork()` (see `thread.rs`).
+/// Takes the places lock before `fork()` (see `fork.rs`).
 pub fn lock_for_fork() {
     core::mem::forget(PLACES.lock());
 }

@@ -14,7 +14,6 @@ use crate::config::{ARENA_SIZE, SLOT_SIZE};
 use crate::diag::Line;
 use crate::large;
 use crate::size_class::{size_of_class, CLASSES};
-use crate::thread;
 
 /// One size class's pools.
 #[derive(Clone, Copy, Default)]
@@ -67,7 +66,7 @@ impl Snapshot {
 
 /// Takes a snapshot (see the module comment for how exact it is).
 pub fn snapshot() -> Snapshot {
-    thread::settle_frees();
+    crate::alloc::settle_frees();
     let mut classes = [ClassStats::default(); CLASSES];
     let mut pool_slots = 0;
     arena::for_each_pool(|pool| {
@@ -78,7 +77,7 @@ pub fn snapshot() -> Snapshot {
         }
         pool_slots += pool.slots;
     });
-    let (heaps, heaps_attached) = thread::heap_counts();
+    let (heaps, heaps_attached) = crate::registry::heap_counts();
     Snapshot {
         classes,
         arenas: arena::stats(),

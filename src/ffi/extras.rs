@@ -23,7 +23,7 @@ pub extern "C" fn arenalloc_arenas_unmapped() -> usize {
 /// Thread heaps in existence (attached to a live thread or waiting for adoption).
 #[no_mangle]
 pub extern "C" fn arenalloc_heaps() -> usize {
-    crate::thread::heap_counts().0
+    crate::registry::heap_counts().0
 }
 
 /// Blocks allocated and not yet freed, all threads together.  A snapshot: exact when no

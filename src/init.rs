@@ -1,0 +1,85 @@
+//! The one-time process initialisation, and the settings it fixes before the first block
+//! is handed out: the free-list secret, the run-time tunables, debug mode and the fast
+//! paths' limits that follow from it, the arena space, the thread-exit key.
+//!
+//! Initialisation is lazy and allocation-free (`ensure_init`), because the dynamic loader
+//! and other libraries' constructors call malloc before our constructor runs.  Every way
+//! into the heaps passes through it first: the front's slow paths (`alloc.rs`), attaching a
+//! heap to a thread (`dispatch::alloc_class`), statistics and `malloc_trim`
+//! (`alloc::settle_frees`).
+
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+use crate::config::{MEDIUM_MAX, SMALL_MAX};
+use crate::os;
+
+const INIT_NONE: u8 = 0;
+const INIT_RUNNING: u8 = 1;
+const INIT_DONE: u8 = 2;
+static INIT_STATE: AtomicU8 = AtomicU8::new(INIT_NONE);
+
+/// Initialises the process's allocator state, once.  Allocation-free: safe before our
+/// constructor runs.
+pub fn ensure_init() {
+    if INIT_STATE.load(Ordering::Acquire) == INIT_DONE {
+        return;
+    }
+    if INIT_STATE
+        .compare_exchange(INIT_NONE, INIT_RUNNING, Ordering::Acquire, Ordering::Acquire)
+        .is_ok()
+    {
+        // The free-list secret and debug mode are fixed before any block is handed out.
+        crate::pool::Link::set_key(os::random_word());
+        configure();
+        // The arena space, before the first arena (failure leaves pools unavailable:
+        // small allocations then fail with ENOMEM, as when memory runs out).
+        crate::space::reserve();
+        crate::thread::create_exit_key();
+        INIT_STATE.store(INIT_DONE, Ordering::Release);
+    } else {
+        while INIT_STATE.load(Ordering::Acquire) != INIT_DONE {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// `malloc`/`calloc` take their small fast path for requests of 1 to `SMALL_LIMIT` bytes
+/// and their medium one up to `FAST_LIMIT` (compared as `size - 1 < limit`, so 0 takes the
+/// slow path too).  Both are 0 until initialisation has read the environment (so the first
+/// call takes the slow path, which initialises), then `SMALL_MAX` and `MEDIUM_MAX`, or
+/// still 0 in debug mode, where every allocation goes through `debug.rs`.  One compare with
+/// a load costs the small path what a compare with a constant would.
+static SMALL_LIMIT: AtomicUsize = AtomicUsize::new(0);
+static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Debug mode (`ARENALLOC_DEBUG=1`, see `debug.rs`), fixed before any block exists.
+static DEBUG_MODE: AtomicBool = AtomicBool::new(false);
+
+/// Reads the settings that must be fixed before the first block is handed out.
+fn configure() {
+    crate::config::tunables::read_environment(os::env_usize);
+    if os::env_flag(c"ARENALLOC_DEBUG") {
+        DEBUG_MODE.store(true, Ordering::Relaxed);
+    } else {
+        SMALL_LIMIT.store(SMALL_MAX, Ordering::Relaxed);
+        FAST_LIMIT.store(MEDIUM_MAX, Ordering::Relaxed);
+    }
+}
+
+/// The small fast path's limit (see `SMALL_LIMIT`).
+#[inline(always)]
+pub fn small_limit() -> usize {
+    SMALL_LIMIT.load(Ordering::Relaxed)
+}
+
+/// The medium fast path's limit (see `SMALL_LIMIT`).
+#[inline(always)]
+pub fn fast_limit() -> usize {
+    FAST_LIMIT.load(Ordering::Relaxed)
+}
+
+/// True in debug mode.
+#[inline]
+pub fn debug_mode() -> bool {
+    DEBUG_MODE.load(Ordering::Relaxed)
+}
