@@ -1,8 +1,8 @@
 # arenalloc — build, test, run, install.
 #   make            build libarenalloc.so, libarenalloc.a and include/arenalloc.h
-#   make test       every test (module layers, Rust unit tests, header freshness, C tests,
-#                   memory return, stress: real programs and C stress programs, preloaded;
-#                   60 s of fuzzing)
+#   make test       every test (module layers, Rust unit tests, the loom model of
+#                   cross-thread frees, header freshness, C tests, memory return, stress:
+#                   real programs and C stress programs, preloaded; 60 s of fuzzing)
 #   make stress-full  scripts/stress.sh --full (the whole CPython suite; about an hour)
 #   make fuzz FUZZ_SECONDS=3600   the fuzz target, as long as you like (make test: 60 s)
 #   make run        run the demo (Python object churn, every object from arenalloc)
@@ -25,7 +25,7 @@ A   := target/release/libarenalloc.a
 HDR := include/arenalloc.h
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 
-.PHONY: all build test test-layers test-unit test-header test-no-panics test-c test-install test-stress test-memory-return test-fuzz fuzz stress-full run bench install clean
+.PHONY: all build test test-layers test-unit test-loom test-header test-no-panics test-c test-install test-stress test-memory-return test-fuzz fuzz stress-full run bench install clean
 
 all: build
 
@@ -33,7 +33,7 @@ build:
 	$(CARGO) build --release
 	@test -f $(SO) && test -f $(A) && test -f $(HDR)
 
-test: build test-layers test-unit test-header test-no-panics test-c test-install test-memory-return test-stress test-fuzz
+test: build test-layers test-unit test-loom test-header test-no-panics test-c test-install test-memory-return test-stress test-fuzz
 	@echo "make test: all tests passed"
 
 # Each src/ module uses only the modules below it in lib.rs's layer table (no cycles); the
@@ -44,6 +44,10 @@ test-layers:
 
 test-unit:
 	$(CARGO) test --release
+
+# The cross-thread free protocol under loom's model checker (loom/, a package of its own).
+test-loom:
+	cd loom && $(CARGO) test --release
 
 test-header: build
 	bash tests/header_fresh.sh

@@ -253,7 +253,7 @@ impl Heap {
             if b.is_null() {
                 return self.alloc_slow(class);
             }
-            let next = crate::pool::Link::read(b);
+            let next = crate::link::Link::read(b);
             if !Pool::links_to_carved(pool, next) {
                 return Pool::pop_last(pool, b, next).cast();
             }

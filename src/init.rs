@@ -29,7 +29,7 @@ pub fn ensure_init() {
         .is_ok()
     {
         // The free-list secret and debug mode are fixed before any block is handed out.
-        crate::pool::Link::set_key(os::random_word());
+        crate::link::Link::set_key(os::random_word());
         configure();
         // The arena space, before the first arena (failure leaves pools unavailable:
         // small allocations then fail with ENOMEM, as when memory runs out).

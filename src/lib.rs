@@ -28,6 +28,7 @@
 //!  large.rs       > 1 MiB: one mapping per block, mremap for realloc
 //!  ownership.rs   address → arena / large mapping / not ours, in O(1)
 //!  space.rs       the reserved range every arena lives in; slot → pool map
+//!  link.rs        free-list links, encoded with the process secret (Block, Link)
 //!  diag.rs        one-line diagnostics on stderr, then abort()
 //!  config.rs      layout constants and run-time tunables; calls nothing
 //!  os.rs          every system call: mmap, munmap, madvise, mremap, write(2)
@@ -48,7 +49,7 @@
 //! word, see `os::thread_word`), then pops a block off the free list of the first pool in
 //! the heap's `usedpools[class]`: no lock, no atomic operation, no call.  Free-list links
 //! are encoded with a per-process secret and checked before they are followed
-//! (`pool::Link`), so a write into a freed block is caught, not obeyed.  When that list is
+//! (`link::Link`), so a write into a freed block is caught, not obeyed.  When that list is
 //! empty, the slow path collects blocks freed by other threads, carves a never-used block,
 //! or claims a fresh pool from the arenas (taking the arena-list spinlock once per pool,
 //! not per block).
@@ -81,6 +82,7 @@ pub mod fork;
 pub mod heap;
 pub mod init;
 pub mod large;
+pub mod link;
 pub mod os;
 pub mod ownership;
 pub mod pool;

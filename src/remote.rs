@@ -24,9 +24,12 @@
 //! there for the adopter.
 
 use core::ptr;
+#[cfg(not(loom))]
 use core::sync::atomic::{AtomicPtr, Ordering};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::pool::{Block, Link};
+use crate::link::{Block, Link};
 
 /// A multi-producer, single-consumer stack of blocks freed by other threads.
 #[repr(C, align(64))] // its own cache line: other threads write it, the owner rarely reads it
@@ -35,7 +38,14 @@ pub struct RemoteFree {
 }
 
 impl RemoteFree {
+    #[cfg(not(loom))]
     pub const fn new() -> Self {
+        RemoteFree { head: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// loom's atomics are made at run time, inside a model (`loom/`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
         RemoteFree { head: AtomicPtr::new(ptr::null_mut()) }
     }
 
@@ -48,7 +58,7 @@ impl RemoteFree {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             // SAFETY: the block is being freed: its first word is ours to write.
-            unsafe { b.cast::<usize>().write(Link::encode_remote(head, b)) };
+            unsafe { store_word(b, Link::encode_remote(head, b)) };
             match self.head.compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(now) => head = now,
@@ -57,14 +67,14 @@ impl RemoteFree {
     }
 
     /// The block after `b` on a list `take_all` returned.  Links are encoded with the free
-    /// lists' secret (`pool::Link::encode_remote`), so a stray write into a waiting block
+    /// lists' secret (`link::Link::encode_remote`), so a stray write into a waiting block
     /// decodes to an address the collector's checks refuse.
     ///
     /// # Safety
     /// `b` must be a block taken with `take_all` and not yet freed locally.
     pub unsafe fn next_of(b: *mut Block) -> *mut Block {
         // SAFETY: the caller's guarantee: the first word is the link written by `push`.
-        Link::decode_remote(unsafe { b.cast::<usize>().read() }, b)
+        Link::decode_remote(unsafe { load_word(b) }, b)
     }
 
     /// Takes every block pushed so far; the owner frees them locally.
@@ -76,7 +86,44 @@ impl RemoteFree {
     }
 }
 
-#[cfg(test)]
+/// The first word of block `b`, where a block on the stack keeps its link: a plain load.
+/// Under loom (`loom/`) a block is a `loom::cell::UnsafeCell<usize>`, so that the model
+/// checks every read of a link is ordered after the write it reads (the push's Release CAS,
+/// the collector's Acquire swap).
+///
+/// # Safety
+/// `b` must be a block whose first word is readable.
+#[cfg(not(loom))]
+#[inline(always)]
+unsafe fn load_word(b: *mut Block) -> usize {
+    // SAFETY: the caller's guarantee.
+    unsafe { b.cast::<usize>().read() }
+}
+
+/// Writes the first word of block `b` (see `load_word`).
+///
+/// # Safety
+/// `b` must be a block whose first word the caller may write.
+#[cfg(not(loom))]
+#[inline(always)]
+unsafe fn store_word(b: *mut Block, word: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe { b.cast::<usize>().write(word) }
+}
+
+#[cfg(loom)]
+unsafe fn load_word(b: *mut Block) -> usize {
+    // SAFETY: under loom, blocks are cells (see above).
+    unsafe { (*b.cast::<loom::cell::UnsafeCell<usize>>()).with(|p| *p) }
+}
+
+#[cfg(loom)]
+unsafe fn store_word(b: *mut Block, word: usize) {
+    // SAFETY: as above.
+    unsafe { (*b.cast::<loom::cell::UnsafeCell<usize>>()).with_mut(|p| *p = word) }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;
