@@ -116,7 +116,7 @@ pub fn free_api(p: *mut u8, api: Api, func: &str) {
         // is a carved block of it.
         FreeTarget::Local(pool) => unsafe { (*me).free_local(pool, p.cast::<Block>(), func) },
         // SAFETY: heaps are never unmapped; `p` starts a block of a pool of `owner`.
-        FreeTarget::Remote(owner) => unsafe { (*owner).remote.push(p.cast::<Block>()) },
+        FreeTarget::Remote(owner) => unsafe { (*heap::Heap::remote_of(owner)).push(p.cast::<Block>()) },
         FreeTarget::Neither => free_uncommon(p, api, func),
     }
 }

@@ -199,7 +199,7 @@ fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
         FreeTarget::Local(pool) => unsafe { (*me).free_local(pool, p.cast::<Block>(), func) },
         // SAFETY: the remote stack takes other threads' frees; `p` is a live block of a
         // pool of `owner`.
-        FreeTarget::Remote(owner) => unsafe { (*owner).remote.push(p.cast::<Block>()) },
+        FreeTarget::Remote(owner) => unsafe { (*heap::Heap::remote_of(owner)).push(p.cast::<Block>()) },
         // The pool is ours, but has not carved the block yet.
         FreeTarget::Neither => diag::misuse(func, p, "pointer to a block that was never allocated"),
     }

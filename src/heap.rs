@@ -93,8 +93,9 @@ pub struct Heap {
     kept_empty: [*mut Pool; CLASSES],
     /// Per class, the last pool of the used list, or null when the list is empty.
     tails: [*mut Pool; CLASSES],
-    /// Blocks freed into this heap's pools by other threads.
-    pub remote: RemoteFree,
+    /// Blocks freed into this heap's pools by other threads: the stack beside the heap in
+    /// its `HeapSlot` (a raw pointer, so reaching it asserts nothing about the memory).
+    remote: *const RemoteFree,
     /// The registry's link (see `registry.rs`; guarded by the registry lock).
     link: Link,
     /// Slow-path frees left before the next `maintain`.
@@ -132,8 +133,20 @@ fn keep_quietly(pool: &mut Pool) {
     }
 }
 
+/// The memory of one heap: its remote stack, which other threads push to, and the heap
+/// itself, which only its thread touches.  Kept side by side but apart, so that the owner's
+/// `&mut Heap` never covers memory another thread writes (with the stack inside `Heap`,
+/// every push raced an exclusive borrow: undefined behaviour, whatever the hardware does).
+/// Other threads reach the stack from a heap's address with `Heap::remote_of`, pointer
+/// arithmetic that reads nothing of the heap; the owner through its `remote` pointer.
+#[repr(C)]
+struct HeapSlot {
+    remote: RemoteFree,
+    heap: Heap,
+}
+
 /// Heaps are carved from registry memory in steps of this size (whole cache lines).
-const HEAP_STRIDE: usize = (core::mem::size_of::<Heap>() + 63) & !63;
+const HEAP_STRIDE: usize = (core::mem::size_of::<HeapSlot>() + 63) & !63;
 
 /// Gives the calling thread a heap of its own: one an exited thread abandoned, adopted
 /// whole (pools and all), or a new one.  Null when out of memory.
@@ -141,11 +154,9 @@ pub fn adopt_or_create() -> *mut Heap {
     match registry::adopt_or_create(HEAP_STRIDE) {
         Taken::Adopted(link) => Heap::of_link(link),
         Taken::Fresh(mem) => {
-            let h = mem.cast::<Heap>();
             // SAFETY: fresh registry memory, `HEAP_STRIDE` bytes, cache-line aligned and
             // ours alone until we hand the heap out.
-            unsafe { Heap::init(h) };
-            h
+            unsafe { Heap::init_slot(mem) }
         }
         Taken::Nothing => ptr::null_mut(),
     }
@@ -222,11 +233,37 @@ impl Heap {
         unsafe { self.kept_empty.get_unchecked_mut(class) }
     }
 
-    /// Initialises a heap in place (heaps live in raw memory, never on the stack).
+    /// Initialises a heap and its remote stack in `mem` (heaps live in raw memory, never on
+    /// the stack) and returns the heap.
     ///
     /// # Safety
-    /// `this` must point to writable memory of `size_of::<Heap>()` bytes, suitably aligned.
-    pub unsafe fn init(this: *mut Heap) {
+    /// `mem` must point to `HEAP_STRIDE` writable bytes, 64-byte aligned, used by nobody.
+    unsafe fn init_slot(mem: *mut u8) -> *mut Heap {
+        let slot = mem.cast::<HeapSlot>();
+        // SAFETY: the caller gives us the memory; the stack is written before the heap
+        // that points to it, and every field before use.
+        unsafe {
+            let remote = ptr::addr_of_mut!((*slot).remote);
+            remote.write(RemoteFree::new());
+            let this = ptr::addr_of_mut!((*slot).heap);
+            Heap::init(this, remote);
+            this
+        }
+    }
+
+    /// The remote stack of the heap at `this`: address arithmetic only (every heap lives in
+    /// a `HeapSlot`), so any thread may ask while the owner holds `&mut` to the heap.
+    #[inline(always)]
+    pub fn remote_of(this: *mut Heap) -> *const RemoteFree {
+        this.cast::<u8>().wrapping_sub(core::mem::offset_of!(HeapSlot, heap)).cast()
+    }
+
+    /// Initialises a heap in place whose remote stack is `remote`.
+    ///
+    /// # Safety
+    /// `this` must point to writable memory of `size_of::<Heap>()` bytes, suitably aligned,
+    /// and `remote` to an initialised stack that outlives the heap.
+    unsafe fn init(this: *mut Heap, remote: *const RemoteFree) {
         // SAFETY: the caller gives us the memory; every field is written before use.
         unsafe {
             for c in 0..CLASSES {
@@ -234,7 +271,7 @@ impl Heap {
                 (*this).kept_empty[c] = ptr::null_mut();
                 (*this).tails[c] = ptr::null_mut();
             }
-            ptr::addr_of_mut!((*this).remote).write(RemoteFree::new());
+            (*this).remote = remote;
             (*this).link = Link::new();
             (*this).maintenance_countdown = MAINTENANCE_INTERVAL;
             (*this).collecting = false;
@@ -457,7 +494,8 @@ impl Heap {
     }
 
     fn collect_remote_inner(&mut self, func: &str) {
-        let mut b = self.remote.take_all();
+        // SAFETY: our stack, initialised with the heap and never unmapped.
+        let mut b = unsafe { (*self.remote).take_all() };
         let mut prev: *mut Block = ptr::null_mut();
         while !b.is_null() {
             let FreeTarget::Local(pool) = free_target(b.cast(), self) else {
@@ -614,11 +652,9 @@ mod tests {
         // The free-list key is set once, before the first pool: here as in the library
         // (another test allocating through the front would set it under our pools' feet).
         crate::init::ensure_init();
-        let mem = crate::os::map(core::mem::size_of::<Heap>());
-        let h = mem.cast::<Heap>();
-        // SAFETY: fresh mapping of the right size.
-        unsafe { Heap::init(h) };
-        h
+        let mem = crate::os::map(HEAP_STRIDE);
+        // SAFETY: a fresh mapping of the right size, page-aligned.
+        unsafe { Heap::init_slot(mem) }
     }
 
     fn pool_of_block(b: *mut u8) -> *mut Pool {
@@ -738,7 +774,7 @@ mod tests {
         std::thread::spawn(move || {
             for &b in &blocks {
                 // SAFETY: the remote stack is designed for other threads' pushes.
-                unsafe { (*(h as *mut Heap)).remote.push(b as *mut Block) };
+                unsafe { (*Heap::remote_of(h as *mut Heap)).push(b as *mut Block) };
             }
         })
         .join()
