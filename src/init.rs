@@ -8,6 +8,7 @@
 //! heap to a thread (`dispatch::alloc_class`), statistics and `malloc_trim`
 //! (`alloc::settle_frees`).
 
+use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use crate::config::{MEDIUM_MAX, SMALL_MAX};
@@ -15,27 +16,59 @@ use crate::os;
 
 const INIT_NONE: u8 = 0;
 const INIT_RUNNING: u8 = 1;
-const INIT_DONE: u8 = 2;
+/// The free-list secret, the settings and the arena space are in place: enough to serve
+/// allocations, though the thread-exit key is still to come.
+const INIT_CORE_READY: u8 = 2;
+const INIT_DONE: u8 = 3;
 static INIT_STATE: AtomicU8 = AtomicU8::new(INIT_NONE);
+
+std::thread_local! {
+    /// True on the thread that is running the initialisation, while it runs: a call back
+    /// into the allocator from a function initialisation calls (an interposed `getenv`,
+    /// `mmap` or `pthread_key_create` that allocates) must not wait for itself.
+    static INITIALISING: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Initialises the process's allocator state, once.  Allocation-free: safe before our
 /// constructor runs.
+///
+/// Other threads wait while one initialises.  The initialising thread itself may come back
+/// here, when a function it calls is interposed by something that allocates; it then goes
+/// on with what is set up so far, which serves allocations from the point the arena space
+/// is reserved (the thread-exit key, created last, is registered for any heap attached
+/// meanwhile).  Coming back any earlier is reported and aborts: the free-list secret or the
+/// settings could change under blocks already handed out, and waiting would hang for ever.
+#[inline]
 pub fn ensure_init() {
-    if INIT_STATE.load(Ordering::Acquire) == INIT_DONE {
+    if INIT_STATE.load(Ordering::Acquire) != INIT_DONE {
+        init_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_slow() {
+    if INITIALISING.get() {
+        if INIT_STATE.load(Ordering::Acquire) != INIT_CORE_READY {
+            crate::diag::fatal("allocator re-entered while initialising, before it could serve (an interposed getenv, getrandom or mmap that allocates?)");
+        }
         return;
     }
     if INIT_STATE
         .compare_exchange(INIT_NONE, INIT_RUNNING, Ordering::Acquire, Ordering::Acquire)
         .is_ok()
     {
+        INITIALISING.set(true);
         // The free-list secret and debug mode are fixed before any block is handed out.
         crate::link::Link::set_key(os::random_word());
         configure();
         // The arena space, before the first arena (failure leaves pools unavailable:
         // small allocations then fail with ENOMEM, as when memory runs out).
         crate::space::reserve();
+        INIT_STATE.store(INIT_CORE_READY, Ordering::Release);
         crate::thread::create_exit_key();
         INIT_STATE.store(INIT_DONE, Ordering::Release);
+        INITIALISING.set(false);
     } else {
         while INIT_STATE.load(Ordering::Acquire) != INIT_DONE {
             core::hint::spin_loop();

@@ -21,6 +21,7 @@
 
 use core::cell::Cell;
 use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::heap::{self, Heap};
 use crate::os;
@@ -62,13 +63,19 @@ fn attach() -> *mut Heap {
         return h;
     }
     os::set_thread_word(h as usize);
-    // SAFETY: the key was created by `create_exit_key`; the value is only read back by us.
-    unsafe { libc::pthread_setspecific(key(), h.cast()) };
+    // Only the initialising thread, re-entered before the key exists, can attach without
+    // it; `create_exit_key` registers that heap once the key is made.
+    if KEY_CREATED.load(Ordering::Acquire) {
+        // SAFETY: the key was created by `create_exit_key`; the value is only read back by us.
+        unsafe { libc::pthread_setspecific(key(), h.cast()) };
+    }
     h
 }
 
 /// The pthread key whose destructor tells us a thread is exiting.
 static mut EXIT_KEY: libc::pthread_key_t = 0;
+/// Set (Release) once `EXIT_KEY` holds the key.
+static KEY_CREATED: AtomicBool = AtomicBool::new(false);
 
 fn key() -> libc::pthread_key_t {
     // SAFETY: written once by `create_exit_key` before `init::ensure_init` publishes
@@ -116,4 +123,12 @@ pub fn create_exit_key() {
     }
     // SAFETY: only the initialising thread writes, before `ensure_init` publishes INIT_DONE.
     unsafe { EXIT_KEY = k };
+    KEY_CREATED.store(true, Ordering::Release);
+    // A heap this thread attached while the key was being made (an interposed
+    // pthread_key_create that allocates) is registered now, to be abandoned at exit.
+    let h = current_heap();
+    if !h.is_null() {
+        // SAFETY: the key was just created; the value is only read back by us.
+        unsafe { libc::pthread_setspecific(k, h.cast()) };
+    }
 }

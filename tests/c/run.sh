@@ -76,6 +76,11 @@ for entry in "${TESTS[@]}"; do
     fi
 done
 
+if [ "$MODE" = arenalloc ]; then
+    echo "=== run reentry.sh"
+    bash tests/c/reentry.sh || failed+=("reentry.sh")
+fi
+
 if [ ${#failed[@]} -ne 0 ]; then
     echo "=== C tests FAILED: ${failed[*]}" >&2
     exit 1
