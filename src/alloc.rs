@@ -12,7 +12,7 @@
 use core::ptr;
 
 use crate::arena;
-use crate::config::{MEDIUM_MAX, MIN_ALIGN, SMALL_MAX};
+use crate::config::{DIRECT_MAX, MEDIUM_MAX, MIN_ALIGN};
 use crate::debug::{self, Api};
 use crate::diag;
 use crate::dispatch::{self, alloc_class, check_not_free, core_calloc, core_malloc, core_memalign, owner_of, Owner};
@@ -34,18 +34,19 @@ pub fn malloc(size: usize) -> *mut u8 {
 }
 
 /// `malloc` on behalf of API family `api` (which debug mode records).  The fast path is
-/// the small classes: their class is `(size - 1) / 16`, one shift.
+/// sizes up to `DIRECT_MAX`, small and medium classes alike: `(size - 1) / 16`, one shift,
+/// indexes the heap's direct table of pools.
 #[inline(always)]
 pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
     let s = size.wrapping_sub(1);
-    if s < init::small_limit() {
-        debug_assert!(s < SMALL_MAX);
-        return alloc_class(s >> 4, false);
+    if s < init::direct_limit() {
+        debug_assert!(s < DIRECT_MAX);
+        return dispatch::alloc_direct(s >> 4);
     }
     malloc_medium(size, api)
 }
 
-/// `malloc` of what is not small: medium classes, else the slow path.
+/// `malloc` of what the direct table does not cover: medium classes, else the slow path.
 #[inline(never)]
 fn malloc_medium(size: usize, api: Api) -> *mut u8 {
     if size.wrapping_sub(1) < init::fast_limit() {

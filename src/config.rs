@@ -42,6 +42,13 @@ pub const MIN_ALIGN: usize = 16;
 
 /// Requests up to this size use the small classes (16 bytes apart), as in pymalloc.
 pub const SMALL_MAX: usize = 512;
+/// `malloc` of up to this size finds its pool in one load from a table indexed by
+/// `(size - 1) / 16` (`Heap::alloc_direct`), small and medium classes alike: a program
+/// whose sizes straddle `SMALL_MAX` (larson's 8–1000 B) would otherwise mispredict the
+/// branch between the small and medium paths on half its calls (measured: 0.5 of
+/// arenalloc's 0.79 mispredicted branches per larson step, cachegrind).  mimalloc's
+/// `pages_free_direct` covers the same 1 KiB.
+pub const DIRECT_MAX: usize = 1024;
 /// Requests up to this size use pools; above it they are mapped directly (see `large.rs`).
 pub const MEDIUM_MAX: usize = 1 << 20;
 /// Medium classes per power of two: 8 keeps internal waste under 1/9 of the block.
@@ -149,3 +156,4 @@ const _: () = assert!(SLOTS_PER_ARENA == 256, "pool table and slot bitmap are si
 const _: () = assert!(MAX_POOL_SLOTS * SLOT_SIZE >= MEDIUM_MAX);
 const _: () = assert!(MAX_POOL_SLOTS < SLOTS_PER_ARENA);
 const _: () = assert!(SMALL_MAX % MIN_ALIGN == 0);
+const _: () = assert!(DIRECT_MAX % MIN_ALIGN == 0 && DIRECT_MAX >= SMALL_MAX && DIRECT_MAX <= MEDIUM_MAX);

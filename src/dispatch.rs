@@ -41,6 +41,24 @@ pub fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
     }
 }
 
+/// Allocates a block for a `malloc` of up to `DIRECT_MAX` bytes, `index` being
+/// `(size - 1) / 16`: `alloc_class` through the heap's direct table (`Heap::alloc_direct`).
+#[inline(always)]
+pub fn alloc_direct(index: usize) -> *mut u8 {
+    let heap = thread::current_heap();
+    if heap.is_null() {
+        return alloc_direct_attach(index);
+    }
+    // SAFETY: a thread's heap is used only by that thread.
+    unsafe { (*heap).alloc_direct(index) }
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_direct_attach(index: usize) -> *mut u8 {
+    alloc_class_attach(crate::size_class::DIRECT_CLASS[index] as usize, false)
+}
+
 /// The calling thread has no heap yet: attach one, or borrow one for this call when the
 /// thread is exiting (or attaching ran out of memory).
 #[cold]

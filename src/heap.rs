@@ -13,6 +13,8 @@
 //!
 //! `usedpools[class]` is never null: a class with no pool points at `EMPTY_POOL`, a static
 //! pool with nothing to give, so the fast path needs no null test (mimalloc's trick).
+//! `malloc` of up to `DIRECT_MAX` bytes reads the same heads from `direct`, indexed by
+//! `(size - 1) / 16`, so it needs no size-to-class step at all (`alloc_direct`).
 //!
 //! The slow path (`alloc_generic`) first collects blocks other threads freed into this
 //! heap (`remote.rs`), then carves a never-used block from the first pool, retires pools
@@ -30,7 +32,7 @@ use crate::config::{AGING_TICK_MS, KEEP_EMPTY_BIG_SLOTS, KEEP_EMPTY_MAX_SLOTS};
 use crate::pool::{state, Block, OwnerId, Pool};
 use crate::registry::{self, Link, Taken};
 use crate::remote::RemoteFree;
-use crate::size_class::{slots_of_class, CLASSES};
+use crate::size_class::{direct_entries_of, slots_of_class, CLASSES, DIRECT_CLASS, DIRECT_SLOTS};
 
 /// Where a block being freed goes, decided by `free_target`.
 pub enum FreeTarget {
@@ -87,6 +89,10 @@ pub struct Heap {
     /// are doubly linked through `Pool::next`/`prev`; a pool is on its list iff it is in
     /// state *used*.
     usedpools: [*mut Pool; CLASSES],
+    /// `usedpools` again, indexed by `(size - 1) / 16` for sizes up to `DIRECT_MAX`, so
+    /// that `malloc` goes from size to pool in one load whatever the class (`alloc_direct`).
+    /// Entries of one class always equal its `usedpools` entry (`set_head`).
+    direct: [*mut Pool; DIRECT_SLOTS],
     /// Per class, the empty pool this heap keeps instead of returning it to its arena, or
     /// null.  A hint: the pool may have been allocated from since (then it is not empty and
     /// a newly emptied pool may take its place); it is always a pool this heap owns.
@@ -219,11 +225,17 @@ impl Heap {
         unsafe { *self.usedpools.get_unchecked(class) }
     }
 
+    /// Makes `pool` the head of `class`'s used list, in `usedpools` and in the direct
+    /// table's entries of the class.
     #[inline(always)]
-    fn list_mut(&mut self, class: usize) -> &mut *mut Pool {
+    fn set_head(&mut self, class: usize, pool: *mut Pool) {
         debug_assert!(class < CLASSES);
         // SAFETY: class < CLASSES.
-        unsafe { self.usedpools.get_unchecked_mut(class) }
+        unsafe { *self.usedpools.get_unchecked_mut(class) = pool };
+        for i in direct_entries_of(class) {
+            // SAFETY: `direct_entries_of` gives indices below DIRECT_SLOTS.
+            unsafe { *self.direct.get_unchecked_mut(i) = pool };
+        }
     }
 
     #[inline(always)]
@@ -266,6 +278,9 @@ impl Heap {
     unsafe fn init(this: *mut Heap, remote: *const RemoteFree) {
         // SAFETY: the caller gives us the memory; every field is written before use.
         unsafe {
+            for i in 0..DIRECT_SLOTS {
+                (*this).direct[i] = empty_pool();
+            }
             for c in 0..CLASSES {
                 (*this).usedpools[c] = empty_pool();
                 (*this).kept_empty[c] = ptr::null_mut();
@@ -289,6 +304,27 @@ impl Heap {
             let b = (*pool).free;
             if b.is_null() {
                 return self.alloc_slow(class);
+            }
+            let next = crate::link::Link::read(b);
+            if !Pool::links_to_carved(pool, next) {
+                return Pool::pop_last(pool, b, next).cast();
+            }
+            Pool::pop_first(pool, b, next).cast()
+        }
+    }
+
+    /// Allocates a block for a `malloc` of `16 * index + 1 ..= 16 * (index + 1)` bytes
+    /// (sizes up to `DIRECT_MAX`): `alloc`, with the pool found in the direct table.
+    #[inline(always)]
+    pub fn alloc_direct(&mut self, index: usize) -> *mut u8 {
+        debug_assert!(index < DIRECT_SLOTS);
+        // SAFETY: index < DIRECT_SLOTS; entries are our pools or the vacant one, as in
+        // `alloc`.
+        unsafe {
+            let pool = *self.direct.get_unchecked(index);
+            let b = (*pool).free;
+            if b.is_null() {
+                return self.alloc_slow(*DIRECT_CLASS.get_unchecked(index) as usize);
             }
             let next = crate::link::Link::read(b);
             if !Pool::links_to_carved(pool, next) {
@@ -584,7 +620,7 @@ impl Heap {
             // SAFETY: `head` is a live pool on our list.
             unsafe { (*head).prev = pool };
         }
-        *self.list_mut(class) = pool;
+        self.set_head(class, pool);
     }
 
     fn unlink(&mut self, pool: &mut Pool) {
@@ -592,7 +628,7 @@ impl Heap {
         // SAFETY: neighbours on our list are live pools of ours.
         unsafe {
             if pool.prev.is_null() {
-                *self.list_mut(class) = if pool.next.is_null() { empty_pool() } else { pool.next };
+                self.set_head(class, if pool.next.is_null() { empty_pool() } else { pool.next });
             } else {
                 (*pool.prev).next = pool.next;
             }
@@ -621,6 +657,11 @@ impl Heap {
 
     /// Checks the list invariants of every class (tests and debug builds).
     pub fn is_valid(&self) -> bool {
+        for i in 0..DIRECT_SLOTS {
+            if self.direct[i] != self.list(DIRECT_CLASS[i] as usize) {
+                return false;
+            }
+        }
         for class in 0..CLASSES {
             let mut prev: *mut Pool = ptr::null_mut();
             let mut p = self.list(class);

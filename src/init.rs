@@ -11,7 +11,7 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
-use crate::config::{MEDIUM_MAX, SMALL_MAX};
+use crate::config::{DIRECT_MAX, MEDIUM_MAX};
 use crate::os;
 
 const INIT_NONE: u8 = 0;
@@ -76,13 +76,13 @@ fn init_slow() {
     }
 }
 
-/// `malloc`/`calloc` take their small fast path for requests of 1 to `SMALL_LIMIT` bytes
-/// and their medium one up to `FAST_LIMIT` (compared as `size - 1 < limit`, so 0 takes the
-/// slow path too).  Both are 0 until initialisation has read the environment (so the first
-/// call takes the slow path, which initialises), then `SMALL_MAX` and `MEDIUM_MAX`, or
-/// still 0 in debug mode, where every allocation goes through `debug.rs`.  One compare with
-/// a load costs the small path what a compare with a constant would.
-static SMALL_LIMIT: AtomicUsize = AtomicUsize::new(0);
+/// `malloc` takes its direct fast path for requests of 1 to `DIRECT_LIMIT` bytes, and
+/// `malloc`/`calloc` their class path up to `FAST_LIMIT` (compared as `size - 1 < limit`,
+/// so 0 takes the slow path too).  Both are 0 until initialisation has read the environment
+/// (so the first call takes the slow path, which initialises), then `DIRECT_MAX` and
+/// `MEDIUM_MAX`, or still 0 in debug mode, where every allocation goes through `debug.rs`.
+/// One compare with a load costs the fast path what a compare with a constant would.
+static DIRECT_LIMIT: AtomicUsize = AtomicUsize::new(0);
 static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 /// Debug mode (`ARENALLOC_DEBUG=1`, see `debug.rs`), fixed before any block exists.
@@ -94,18 +94,18 @@ fn configure() {
     if os::env_flag(c"ARENALLOC_DEBUG") {
         DEBUG_MODE.store(true, Ordering::Relaxed);
     } else {
-        SMALL_LIMIT.store(SMALL_MAX, Ordering::Relaxed);
+        DIRECT_LIMIT.store(DIRECT_MAX, Ordering::Relaxed);
         FAST_LIMIT.store(MEDIUM_MAX, Ordering::Relaxed);
     }
 }
 
-/// The small fast path's limit (see `SMALL_LIMIT`).
+/// The direct fast path's limit (see `DIRECT_LIMIT`).
 #[inline(always)]
-pub fn small_limit() -> usize {
-    SMALL_LIMIT.load(Ordering::Relaxed)
+pub fn direct_limit() -> usize {
+    DIRECT_LIMIT.load(Ordering::Relaxed)
 }
 
-/// The medium fast path's limit (see `SMALL_LIMIT`).
+/// The medium fast path's limit (see `DIRECT_LIMIT`).
 #[inline(always)]
 pub fn fast_limit() -> usize {
     FAST_LIMIT.load(Ordering::Relaxed)

@@ -26,7 +26,7 @@
 //! block) and then grows until the tail it cannot use is at most 1/8 of the pool.
 
 use crate::config::{
-    MAX_POOL_SLOTS, MEDIUM_CLASSES_PER_DOUBLING, MEDIUM_MAX, MIN_ALIGN, SLOT_SIZE, SMALL_MAX,
+    DIRECT_MAX, MAX_POOL_SLOTS, MEDIUM_CLASSES_PER_DOUBLING, MEDIUM_MAX, MIN_ALIGN, SLOT_SIZE, SMALL_MAX,
 };
 
 /// Number of small classes (16-byte spacing up to `SMALL_MAX`).
@@ -59,6 +59,36 @@ const fn build_limits() -> [u32; CLASSES] {
         c += 1;
     }
     t
+}
+
+/// Entries of the direct table (`Heap::alloc_direct`): one per 16 bytes up to `DIRECT_MAX`.
+pub const DIRECT_SLOTS: usize = DIRECT_MAX / MIN_ALIGN;
+
+/// The class that serves requests of `16 * i + 1 ..= 16 * (i + 1)` bytes, for each entry
+/// `i` of the direct table.  Every class size is a multiple of 16, so all the sizes of an
+/// entry share one class: the smallest at least `16 * (i + 1)`.
+pub static DIRECT_CLASS: [u8; DIRECT_SLOTS] = {
+    let mut t = [0u8; DIRECT_SLOTS];
+    let mut i = 0;
+    let mut class = 0;
+    while i < DIRECT_SLOTS {
+        while class_size_of(class) < (i + 1) * MIN_ALIGN {
+            class += 1;
+        }
+        t[i] = class as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The entries of the direct table that `class` serves (empty above `DIRECT_MAX`).
+pub fn direct_entries_of(class: usize) -> core::ops::Range<usize> {
+    let size = CLASS_SIZE[class] as usize;
+    if size > DIRECT_MAX {
+        return 0..0;
+    }
+    let below = if class == 0 { 0 } else { CLASS_SIZE[class - 1] as usize };
+    below / MIN_ALIGN..size / MIN_ALIGN
 }
 
 const fn class_size_of(class: usize) -> usize {
@@ -238,6 +268,17 @@ pub fn aligned_class_of(size: usize, align: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_table_gives_the_class_of_every_size_it_covers() {
+        for size in 1..=DIRECT_MAX {
+            let i = (size - 1) / MIN_ALIGN;
+            assert_eq!(DIRECT_CLASS[i] as usize, class_of(size), "size {size}");
+            assert!(direct_entries_of(class_of(size)).contains(&i), "size {size}");
+        }
+        let covered: usize = (0..CLASSES).map(|c| direct_entries_of(c).len()).sum();
+        assert_eq!(covered, DIRECT_SLOTS);
+    }
 
     #[test]
     fn small_classes_are_16_apart() {
