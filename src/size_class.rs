@@ -81,12 +81,13 @@ pub static DIRECT_CLASS: [u8; DIRECT_SLOTS] = {
     t
 };
 
-/// The entries of the direct table that `class` serves (empty above `DIRECT_MAX`).
+/// The entries of the direct table that `class` serves (empty above `DIRECT_MAX`, and for
+/// a class that does not exist, so that no caller needs a bounds check that could panic).
 pub fn direct_entries_of(class: usize) -> core::ops::Range<usize> {
-    let size = CLASS_SIZE[class] as usize;
-    if size > DIRECT_MAX {
-        return 0..0;
-    }
+    let size = match CLASS_SIZE.get(class) {
+        Some(&size) if size as usize <= DIRECT_MAX => size as usize,
+        _ => return 0..0,
+    };
     let below = if class == 0 { 0 } else { CLASS_SIZE[class - 1] as usize };
     below / MIN_ALIGN..size / MIN_ALIGN
 }
