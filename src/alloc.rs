@@ -173,7 +173,7 @@ pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
     let old = match owner {
         Owner::Pool(pool) => {
             // SAFETY: live pool head.
-            let (have, class) = unsafe { ((*pool).block_size() as usize, (*pool).class as usize) };
+            let (have, class) = unsafe { ((*pool).block_size() as usize, (*pool).class()) };
             // Keep the block when it fits and is not more than twice what is asked (or
             // when a new block would be of the same class anyway).
             if size <= have && (size >= have / 2 || class_of(size) == class) {

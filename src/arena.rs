@@ -7,12 +7,12 @@
 //!  │ ArenaInfo +  │ pool   │ pool   │ one 4-slot pool    │ free   │  ...     │
 //!  │ pool table   │ (16 B) │ (576 B)│ (medium class)     │        │          │
 //!  └──────────────┴────────┴────────┴────────────────────┴────────┴─── ─ ─ ──┘
-//!  pool table entry s describes slot s: a pool head, a tail pointing back at its head, or free.
+//!  pool table entry s describes slot s: a pool head, a later slot of a pool (a tail), or free.
 //! ```
 //!
 //! The header slot holds `ArenaInfo` (64 bytes) followed by the pool table, 255 `Pool`
-//! entries of 64 bytes, so the entry for slot `s` is at `arena + 64 * s` and a block's pool
-//! is found from its address with a mask, a shift and one load (`head_back`).
+//! entries of 64 bytes, so the entry for slot `s` is at `arena + 64 * s`.  A block's pool is
+//! found through the slot map instead (`space.rs`), which names the head for every slot.
 //!
 //! ## The arena list
 //! One global list, guarded by a spinlock, holds every arena with at least one free slot
@@ -51,7 +51,7 @@ pub struct ArenaInfo {
     /// `purge` would decommit.  Kept under the lock, so purging need not scan for them.
     dirty_free: u16,
     /// Always zero.  `ArenaInfo` sits where pool-table entry 0 would, and these bytes are
-    /// where an entry keeps `kind` and `head_back`: so entry 0 reads as a FREE entry, and
+    /// where an entry keeps `kind`: so entry 0 reads as a FREE entry, and
     /// `pool_of` needs no test for the header slot.
     reads_as_free_entry: [u8; 8],
 }
@@ -60,7 +60,6 @@ const _: () = {
     let zero_from = core::mem::offset_of!(ArenaInfo, reads_as_free_entry);
     let zero_to = zero_from + 8;
     assert!(core::mem::offset_of!(Pool, kind) >= zero_from && core::mem::offset_of!(Pool, kind) < zero_to);
-    assert!(core::mem::offset_of!(Pool, head_back) >= zero_from && core::mem::offset_of!(Pool, head_back) < zero_to);
 };
 
 /// The header of an arena: its first slot.
@@ -394,8 +393,7 @@ fn mark_claimed(a: *mut Arena, first: usize, n: usize) -> Claim {
         unsafe {
             zeroed &= !(*e).dirty;
             (*e).dirty = true;
-            (*e).head_back = i as u8;
-            (*e).kind = if i == 0 { kind::HEAD } else { kind::TAIL };
+            (*e).set_kind(if i == 0 { kind::HEAD } else { kind::TAIL });
         }
     }
     let start = Arena::slot_addr(a, first);
@@ -414,7 +412,7 @@ pub unsafe fn release_pool(pool: *mut Pool) {
     let a = base as *mut Arena;
     let first = (pool as usize - base) / core::mem::size_of::<Pool>();
     // SAFETY: the caller owns the pool; its entries are ours until the bits are cleared.
-    let n = unsafe { (*pool).slots } as usize;
+    let n = unsafe { (*pool).slots() };
     // The slots keep their pages: a pool claimed again soon reuses them without page
     // faults.  They are decommitted once they have sat free for the purge delay (`age`),
     // at once when enough free pages holding data gather in the arena (`purge_slots`), or
@@ -426,8 +424,7 @@ pub unsafe fn release_pool(pool: *mut Pool) {
         let e = Arena::entry(a, first + i);
         // SAFETY: still ours (bits not yet cleared).
         unsafe {
-            (*e).kind = kind::FREE;
-            (*e).head_back = 0;
+            (*e).set_kind(kind::FREE);
         }
     }
     let unmap = {
@@ -484,16 +481,16 @@ pub fn for_each_pool(mut f: impl FnMut(&PoolSnapshot)) {
     space::for_each_live_arena(|base| {
         for slot in 1..SLOTS_PER_ARENA {
             let e = Arena::entry(base as *mut Arena, slot);
-            // SAFETY: a registered arena's pool table is mapped and initialised.  Fields of
-            // live pools are read with volatile loads: statistics, racing their owner.
+            // SAFETY: a registered arena's pool table is mapped and initialised.  The fields
+            // read here are atomics: statistics, racing the pools' owners.
             unsafe {
-                if ptr::read_volatile(ptr::addr_of!((*e).kind)) == kind::HEAD {
-                    let class = (ptr::read_volatile(ptr::addr_of!((*e).class)) as usize).min(crate::size_class::CLASSES - 1);
+                if (*e).kind() == kind::HEAD {
+                    let class = (*e).class().min(crate::size_class::CLASSES - 1);
                     f(&PoolSnapshot {
                         class,
                         used: Pool::used_racy(e) as usize,
                         capacity: (crate::size_class::CLASS_LIMIT[class] / crate::size_class::CLASS_SIZE[class]) as usize,
-                        slots: ptr::read_volatile(ptr::addr_of!((*e).slots)) as usize,
+                        slots: (*e).slots(),
                     });
                 }
             }

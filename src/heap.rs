@@ -29,7 +29,7 @@ use core::ptr;
 
 use crate::arena;
 use crate::config::{AGING_TICK_MS, KEEP_EMPTY_BIG_SLOTS, KEEP_EMPTY_MAX_SLOTS};
-use crate::pool::{state, Block, OwnerId, Pool};
+use crate::pool::{state, Block, Freed, OwnerId, Pool};
 use crate::registry::{self, Link, Taken};
 use crate::remote::RemoteFree;
 use crate::size_class::{direct_entries_of, slots_of_class, CLASSES, DIRECT_CLASS, DIRECT_SLOTS};
@@ -134,7 +134,7 @@ fn empty_pool() -> *mut Pool {
 /// must keep running while a program only churns through kept pools; medium churn costs
 /// more than the few instructions this saves anyway.
 fn keep_quietly(pool: &mut Pool) {
-    if (pool.class as usize) < crate::size_class::SMALL_CLASSES {
+    if (pool.class()) < crate::size_class::SMALL_CLASSES {
         pool.keep();
     }
 }
@@ -415,11 +415,10 @@ impl Heap {
         // SAFETY: the caller guarantees ownership and that `b` is a block of `pool`.
         let pool = unsafe { &mut *pool };
         // SAFETY: as above.  Every exit is a tail call: the free fast path has no frame.
-        if !unsafe { pool.push_free(b) } {
-            return crate::pool::report_double_free(func, b);
-        }
-        if pool.reached_mark() {
-            self.free_generic(pool);
+        match unsafe { pool.push_free(b) } {
+            Freed::Kept => {}
+            Freed::ReachedMark => self.free_generic(pool),
+            Freed::AlreadyFree => crate::pool::report_double_free(func, b),
         }
     }
 
@@ -477,7 +476,7 @@ impl Heap {
     /// and a buffer grown by `realloc` through the medium classes would leave one behind in
     /// each (see `config`).
     fn pool_emptied(&mut self, pool: &mut Pool) {
-        let class = pool.class as usize;
+        let class = pool.class();
         let kept = *self.kept_mut(class);
         if kept == pool as *mut Pool {
             // The kept pool emptied again: kept still.
@@ -487,8 +486,8 @@ impl Heap {
         // SAFETY: `kept_empty` entries are null or pools this heap owns.
         let may_keep = kept.is_null() || unsafe { (*kept).used() } != 0;
         if may_keep
-            && (pool.slots as usize <= KEEP_EMPTY_MAX_SLOTS
-                || self.kept_big_slots() + pool.slots as usize <= KEEP_EMPTY_BIG_SLOTS)
+            && (pool.slots() <= KEEP_EMPTY_MAX_SLOTS
+                || self.kept_big_slots() + pool.slots() <= KEEP_EMPTY_BIG_SLOTS)
         {
             if !kept.is_null() {
                 // SAFETY: as above; it is not empty, so it may be released when it is.
@@ -512,7 +511,7 @@ impl Heap {
             // SAFETY: `kept_empty` entries are null or pools this heap owns.
             if !kept.is_null() && unsafe { (*kept).used() } == 0 {
                 // SAFETY: as above.
-                slots += unsafe { (*kept).slots } as usize;
+                slots += unsafe { (*kept).slots() };
             }
         }
         slots
@@ -596,7 +595,7 @@ impl Heap {
     /// behind the others, gathering more freed blocks before the fast path drains it again
     /// (each visit then serves more allocations between two slow paths).
     fn push_back(&mut self, pool: &mut Pool) {
-        let class = pool.class as usize;
+        let class = pool.class();
         let tail = *self.tail_mut(class);
         if tail.is_null() {
             return self.push_front(pool);
@@ -609,7 +608,7 @@ impl Heap {
     }
 
     fn push_front(&mut self, pool: &mut Pool) {
-        let class = pool.class as usize;
+        let class = pool.class();
         let head = self.list(class);
         pool.prev = ptr::null_mut();
         if head == empty_pool() {
@@ -624,7 +623,7 @@ impl Heap {
     }
 
     fn unlink(&mut self, pool: &mut Pool) {
-        let class = pool.class as usize;
+        let class = pool.class();
         // SAFETY: neighbours on our list are live pools of ours.
         unsafe {
             if pool.prev.is_null() {
@@ -669,7 +668,7 @@ impl Heap {
                 // SAFETY: pools on our lists are live.
                 let pool = unsafe { &*p };
                 if pool.prev != prev
-                    || pool.class as usize != class
+                    || pool.class() != class
                     || pool.state != state::USED
                     || pool.owner() != Heap::owner_id(self)
                     || !pool.is_valid()

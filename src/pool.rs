@@ -29,7 +29,7 @@
 //! freed by another thread stays counted until the owner collects it (see `remote.rs`).
 
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::config::SLOT_SIZE;
 use crate::config::{ARENA_MASK, PAGE_SIZE, SLOT_SHIFT};
@@ -53,7 +53,7 @@ pub mod kind {
     pub const FREE: u8 = 0;
     /// The first slot of a pool: the entry is the pool header.
     pub const HEAD: u8 = 1;
-    /// A later slot of a multi-slot pool: `head_back` says how many entries back the head is.
+    /// A later slot of a multi-slot pool (the slot map names its head: `space.rs`).
     pub const TAIL: u8 = 2;
 }
 
@@ -72,12 +72,10 @@ pub struct Pool {
     /// `used() - relink_at`, wrapping: the blocks still to come back before the free path
     /// must take its slow branch (at 0).  Kept this way, not as `used` itself, so the free
     /// fast path's whole bookkeeping is one decrement and its flags.
-    above_mark: u16,
-    /// Where the free path takes its slow branch, as a count of blocks handed out: 0 for a
-    /// used pool (it became empty), `capacity - RELINK` for a full one (enough blocks came
-    /// back to put it on the used list again), `KEPT` (never) for the pool the heap keeps
-    /// empty.  One counter covers every event.
-    relink_at: u16,
+    /// 32 bits, though `used()` fits 16, so that the decrement's own flags are the test.
+    /// Atomic because statistics read it from other threads (`used_racy`); only the owner
+    /// writes it, with a load and a store.
+    above_mark: AtomicU32,
     /// Offset from `start` of the first never-used block.
     pub bump: u32,
     /// First byte of the pool's memory.  (It also follows from where this entry sits in its
@@ -95,13 +93,9 @@ pub struct Pool {
     pub next: *mut Pool,
     pub prev: *mut Pool,
     /// Size class index.
-    pub class: u8,
-    /// Slots the pool spans.
-    pub slots: u8,
+    class: AtomicU8,
     /// `kind::FREE`, `kind::HEAD` or `kind::TAIL`.
-    pub kind: u8,
-    /// For a tail entry: how many entries back its head is (0 for heads and free slots).
-    pub head_back: u8,
+    pub(crate) kind: AtomicU8,
     /// `state::USED` or `state::FULL`.
     pub state: u8,
     /// Memory from `bump` to `limit()` is known to be zero (fresh or decommitted pages).
@@ -112,6 +106,22 @@ pub struct Pool {
     /// (`arena::tick_of`, wrapping).  Aging decommits it once it has sat free for the
     /// purge delay.
     pub freed_tick: u8,
+    /// Where the free path takes its slow branch, as a count of blocks handed out: 0 for a
+    /// used pool (it became empty), `capacity - RELINK` for a full one (enough blocks came
+    /// back to put it on the used list again), `KEPT` (never) for the pool the heap keeps
+    /// empty.  One counter covers every event.  Atomic, as `above_mark`.
+    relink_at: AtomicU16,
+}
+
+/// What `Pool::push_free` did with a block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Freed {
+    /// The block went on the free list.
+    Kept,
+    /// The block went on the free list, and the pool's state must change (see `relink_at`).
+    ReachedMark,
+    /// The block was free already: nothing changed (a double free).
+    AlreadyFree,
 }
 
 /// The pool that is no pool: what the slot map names for every slot outside a pool, and
@@ -124,22 +134,20 @@ unsafe impl Sync for VacantPool {}
 
 static VACANT: VacantPool = VacantPool(core::cell::UnsafeCell::new(Pool {
     free: ptr::null_mut(),
-    above_mark: 0,
-    relink_at: 0,
+    above_mark: AtomicU32::new(0),
     bump: 0,
     start: ptr::null_mut(),
     divisor: Divisor::NONE,
     owner: AtomicUsize::new(OwnerId::NONE.0),
     next: ptr::null_mut(),
     prev: ptr::null_mut(),
-    class: 0,
-    slots: 0,
-    kind: kind::FREE,
-    head_back: 0,
+    class: AtomicU8::new(0),
+    kind: AtomicU8::new(kind::FREE),
     state: state::FULL,
     zeroed: false,
     dirty: false,
     freed_tick: 0,
+    relink_at: AtomicU16::new(0),
 }));
 
 /// The vacant pool (see `VACANT`).  Only ever read through this pointer.
@@ -209,20 +217,17 @@ impl Pool {
     /// arena by the caller, and `start` must be the first byte of those slots.
     pub unsafe fn init(&mut self, class: usize, start: *mut u8, owner: OwnerId, zeroed: bool) {
         debug_assert_eq!(start as usize, self.start_from_table_position());
-        let slots = slots_of_class(class);
         self.free = ptr::null_mut();
-        self.above_mark = 0;
-        self.relink_at = 0;
+        self.above_mark.store(0, Ordering::Relaxed);
+        self.relink_at.store(0, Ordering::Relaxed);
         self.bump = 0;
         self.divisor = divisor_of_class(class);
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
         self.owner = AtomicUsize::new(owner.0);
         self.start = start;
-        self.class = class as u8;
-        self.slots = slots as u8;
-        self.kind = kind::HEAD;
-        self.head_back = 0;
+        self.class.store(class as u8, Ordering::Relaxed);
+        self.kind.store(kind::HEAD, Ordering::Relaxed);
         self.state = state::USED;
         self.zeroed = zeroed;
     }
@@ -282,7 +287,7 @@ impl Pool {
             // `b` is now handed out; clearing its link word makes "first word decodes to a
             // link" mean "already free" (see `Block`).
             b.cast::<usize>().write(0);
-            (*this).above_mark = (*this).above_mark.wrapping_add(1);
+            Pool::add_used(this, 1);
         }
         b
     }
@@ -338,47 +343,48 @@ impl Pool {
             carved_end += size;
         }
         self.bump = (carved_end - start) as u32;
-        self.above_mark = self.above_mark.wrapping_add(1);
+        // SAFETY: `&mut self`: the caller owns the pool.
+        unsafe { Pool::add_used(self, 1) };
         // SAFETY: the first block is inside the pool; a recycled pool's memory may hold an
         // old link there, which would make freeing the block look like a double free.
         unsafe { (first as *mut usize).write(0) };
         first as *mut Block
     }
 
-    /// Returns a block to the local free list.  Returns false, changing nothing, when the
-    /// block is free already (a double free, which the caller reports).
+    /// Returns a block to the local free list.  `AlreadyFree`, changing nothing, when the
+    /// block is free already (a double free, which the caller reports); `ReachedMark` when
+    /// the pool's state must change (`used()` came down to `relink_at`, see there).
     ///
     /// # Safety
     /// `b` must be the start of a block of this pool that has been carved
     /// (`is_carved_block_offset`).
     #[inline(always)]
     #[must_use]
-    pub unsafe fn push_free(&mut self, b: *mut Block) -> bool {
+    pub unsafe fn push_free(&mut self, b: *mut Block) -> Freed {
         let start = self.start() as usize;
         let key = Link::key();
         // SAFETY: `b` is a block of this pool, readable.
         let word = unsafe { b.cast::<usize>().read() };
         if self.may_link_to(Link::decode_with(key, word, b), start) {
-            return false;
+            return Freed::AlreadyFree;
         }
         // SAFETY: the block is ours and no longer in use: its first word is free to link.
         unsafe { b.cast::<usize>().write(Link::encode_with(key, self.free, b)) };
         self.free = b;
-        self.above_mark = self.above_mark.wrapping_sub(1);
-        true
-    }
-
-    /// True when the last `push_free` brought `used()` down to `relink_at`: the pool's
-    /// state must change (see `relink_at`).
-    #[inline(always)]
-    pub fn reached_mark(&self) -> bool {
-        self.above_mark == 0
+        // The new count is tested as computed, not loaded again: one decrement and its flags.
+        let above = self.above_mark.load(Ordering::Relaxed).wrapping_sub(1);
+        self.above_mark.store(above, Ordering::Relaxed);
+        if above == 0 {
+            Freed::ReachedMark
+        } else {
+            Freed::Kept
+        }
     }
 
     /// Blocks handed out and not yet back on `free` (a pool holds at most 1024 blocks).
     #[inline]
     pub fn used(&self) -> u16 {
-        self.above_mark.wrapping_add(self.relink_at)
+        self.above_mark.load(Ordering::Relaxed).wrapping_add(self.relink_at.load(Ordering::Relaxed) as u32) as u16
     }
 
     /// `used()` read by another thread (statistics), racing the owner: a snapshot.
@@ -386,23 +392,60 @@ impl Pool {
     /// # Safety
     /// `this` must be a pool-table entry of a live arena.
     pub unsafe fn used_racy(this: *const Pool) -> u16 {
-        // SAFETY: the caller's guarantee; volatile reads of fields the owner may be writing.
+        // SAFETY: the caller's guarantee; both fields are atomics, so the reads race the
+        // owner's writes soundly (a snapshot, possibly of two moments).
         unsafe {
-            ptr::read_volatile(ptr::addr_of!((*this).above_mark))
-                .wrapping_add(ptr::read_volatile(ptr::addr_of!((*this).relink_at)))
+            (*this).above_mark.load(Ordering::Relaxed).wrapping_add((*this).relink_at.load(Ordering::Relaxed) as u32) as u16
         }
     }
 
     /// `relink_at` (see there).
     pub fn relink_at(&self) -> u16 {
-        self.relink_at
+        self.relink_at.load(Ordering::Relaxed)
+    }
+
+    /// Adds `delta` (wrapping: `u16::MAX` takes one away) to the blocks handed out.  Only
+    /// the owner thread calls this, so a load and a store suffice; the field is atomic
+    /// because statistics read it from other threads (`used_racy`).
+    ///
+    /// # Safety
+    /// `this` must be a pool of the calling thread's heap.
+    #[inline(always)]
+    unsafe fn add_used(this: *const Pool, delta: u32) {
+        // SAFETY: the caller's guarantee.
+        let mark = unsafe { &(*this).above_mark };
+        mark.store(mark.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
+    }
+
+    /// The pool's size class.  Atomic (Relaxed) because statistics read it from other
+    /// threads while the pool is claimed and set up (`arena::for_each_pool`).
+    #[inline(always)]
+    pub fn class(&self) -> usize {
+        self.class.load(Ordering::Relaxed) as usize
+    }
+
+    /// Slots the pool spans (they follow from the class).
+    #[inline]
+    pub fn slots(&self) -> usize {
+        slots_of_class(self.class())
+    }
+
+    /// `kind::FREE`, `HEAD` or `TAIL` (atomic, as `class`).
+    #[inline]
+    pub fn kind(&self) -> u8 {
+        self.kind.load(Ordering::Relaxed)
+    }
+
+    /// Sets what the entry describes (the arena, as it claims and releases slots).
+    pub fn set_kind(&self, k: u8) {
+        self.kind.store(k, Ordering::Relaxed);
     }
 
     /// Moves the mark, keeping `used()`.
     fn set_relink_at(&mut self, mark: u16) {
         let used = self.used();
-        self.relink_at = mark;
-        self.above_mark = used.wrapping_sub(mark);
+        self.relink_at.store(mark, Ordering::Relaxed);
+        self.above_mark.store((used as u32).wrapping_sub(mark as u32), Ordering::Relaxed);
     }
 
     /// True when the block `b` of this pool has a free-list link in its first word, so it
@@ -429,9 +472,9 @@ impl Pool {
     /// The pool leaves the used list: it is full until `relink_after()` blocks come back.
     pub fn mark_full(&mut self) {
         self.state = state::FULL;
-        debug_assert!((self.class as usize) < CLASSES);
+        debug_assert!(self.class() < CLASSES);
         // SAFETY: a head's class is below CLASSES.
-        self.set_relink_at(unsafe { *RELINK_AT.get_unchecked(self.class as usize) });
+        self.set_relink_at(unsafe { *RELINK_AT.get_unchecked(self.class()) });
     }
 
     /// The heap keeps this (used) pool when it empties: its emptying needs no slow path, so
@@ -459,17 +502,17 @@ impl Pool {
     /// Size of each block (the class size).
     #[inline(always)]
     pub fn block_size(&self) -> u32 {
-        debug_assert!((self.class as usize) < CLASSES);
+        debug_assert!(self.class() < CLASSES);
         // SAFETY: every pool's class is below CLASSES.
-        unsafe { *CLASS_SIZE.get_unchecked(self.class as usize) }
+        unsafe { *CLASS_SIZE.get_unchecked(self.class()) }
     }
 
     /// Offset from `start` just past the last whole block: `bump == limit()` when carved out.
     #[inline(always)]
     pub fn limit(&self) -> u32 {
-        debug_assert!((self.class as usize) < CLASSES);
+        debug_assert!(self.class() < CLASSES);
         // SAFETY: as in `block_size`.
-        unsafe { *CLASS_LIMIT.get_unchecked(self.class as usize) }
+        unsafe { *CLASS_LIMIT.get_unchecked(self.class()) }
     }
 
     /// First byte of the pool's memory.
@@ -512,7 +555,7 @@ impl Pool {
 
     /// Checks the invariants that must hold of a head entry between operations.
     pub fn is_valid(&self) -> bool {
-        if self.kind != kind::HEAD || self.block_size() == 0 {
+        if self.kind() != kind::HEAD || self.block_size() == 0 {
             return false;
         }
         let cap = self.capacity();
@@ -602,8 +645,8 @@ mod tests {
         let blocks: [*mut Block; 5] = core::array::from_fn(|_| take(p));
         // SAFETY: every block was handed out by this pool.
         unsafe {
-            assert!(p.push_free(blocks[1]));
-            assert!(p.push_free(blocks[3]));
+            assert_eq!(p.push_free(blocks[1]), Freed::Kept);
+            assert_eq!(p.push_free(blocks[3]), Freed::Kept);
         }
         assert_eq!(p.used(), 3);
         assert!(p.is_valid());
@@ -625,7 +668,7 @@ mod tests {
         let a = take(p);
         let _b = take(p);
         // SAFETY: `a` was handed out by this pool.
-        assert!(unsafe { p.push_free(a) });
+        assert_eq!(unsafe { p.push_free(a) }, Freed::Kept);
         assert!(p.is_valid());
         // SAFETY: `a` is a free block of the pool; we overwrite its link on purpose.
         unsafe { (*a).next = (mem as usize + 8) as *mut Block };
