@@ -161,9 +161,12 @@ echo "build-peers.sh: libmimalloc-sys $mi_crate_ver ($mi_crate_dir), snmalloc-sy
 # ---------------------------------------------------------------- build
 declare -A desc=()
 check_lib() { # check_lib NAME FILE: exports the allocator's entry points and runs preloaded
-    local sym
+    local sym defined
+    # Read the symbols once: `nm | grep -q` under pipefail fails at random, when grep
+    # exits at its match before nm has written everything (SIGPIPE).
+    defined=$(nm -D --defined-only "$2" 2>/dev/null | awk '{print $NF}')
     for sym in malloc free calloc realloc posix_memalign; do
-        nm -D --defined-only "$2" 2>/dev/null | awk '{print $NF}' | grep -qx "$sym" \
+        grep -qx "$sym" <<<"$defined" \
             || die "$1: $2 does not define $sym: it would not replace malloc when preloaded"
     done
     LD_PRELOAD=$2 /bin/sh -c 'ls / >/dev/null' || die "$1: a program preloaded with $2 failed"

@@ -39,11 +39,22 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[inline(always)]
 pub fn malloc_api(size: usize, api: Api) -> *mut u8 {
     let s = size.wrapping_sub(1);
-    if s < init::direct_limit() {
-        debug_assert!(s < DIRECT_MAX);
-        return dispatch::alloc_direct(s >> 4);
+    if s < DIRECT_MAX {
+        return dispatch::alloc_direct(s >> 4, |heap| malloc_direct_miss(heap, size, api));
     }
     malloc_medium(size, api)
+}
+
+/// The direct table had no free block for `size`: the heap's slow path, or, when the
+/// thread has no heap yet (`heap` is the unattached one) or in debug mode (whose heaps
+/// keep no direct table), the slow path that initialises, attaches, and wraps.
+#[cold]
+#[inline(never)]
+fn malloc_direct_miss(heap: *mut crate::heap::Heap, size: usize, api: Api) -> *mut u8 {
+    if thread::is_unattached(heap) || debug::enabled() {
+        return malloc_slow(size, api, false);
+    }
+    dispatch::alloc_direct_miss(heap, (size - 1) >> 4)
 }
 
 /// `malloc` of what the direct table does not cover: medium classes, else the slow path.
@@ -111,7 +122,8 @@ pub fn free(p: *mut u8) {
 /// block start (`heap::free_target`); everything else takes `free_uncommon`.
 #[inline(always)]
 pub fn free_api(p: *mut u8, api: Api, func: &str) {
-    let me = thread::current_heap();
+    // The unattached heap when the thread has none: it owns no pool (see `free_in_pool`).
+    let me = thread::heap_word();
     match heap::free_target(p, me) {
         // SAFETY: `me` owns the pool (so it is the calling thread's heap, not null) and `p`
         // is a carved block of it.

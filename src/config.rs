@@ -99,12 +99,13 @@ pub const LARGE_CACHE_SLOTS: usize = 16;
 /// Run-time tunables: environment variables read once, by the first allocation (before any
 /// block is handed out), each bounded to a sane range.  See the README's table.
 pub mod tunables {
-    use core::sync::atomic::{AtomicUsize, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     static SPARE_ARENAS: AtomicUsize = AtomicUsize::new(super::SPARE_ARENAS);
     static PURGE_SLOTS: AtomicUsize = AtomicUsize::new(super::PURGE_SLOTS);
     static LARGE_CACHE_SLOTS: AtomicUsize = AtomicUsize::new(super::LARGE_CACHE_SLOTS);
     static PURGE_DELAY_MS: AtomicUsize = AtomicUsize::new(super::PURGE_DELAY_MS);
+    static DIRECT_TABLE: AtomicBool = AtomicBool::new(true);
 
     /// `ARENALLOC_SPARE_ARENAS` (0–64): empty arenas kept mapped.
     pub fn spare_arenas() -> usize {
@@ -121,6 +122,18 @@ pub mod tunables {
     /// reuse before it goes back to the OS.
     pub fn purge_delay_ms() -> usize {
         PURGE_DELAY_MS.load(Ordering::Relaxed)
+    }
+
+    /// Whether heaps keep `malloc`'s direct table (`heap::Heap::alloc_direct`).  Off in
+    /// debug mode (set before the first heap exists), so that every `malloc` misses it and
+    /// reaches debug mode's wrapper.
+    pub fn direct_table() -> bool {
+        DIRECT_TABLE.load(Ordering::Relaxed)
+    }
+
+    /// Turns the direct table off (see `direct_table`).
+    pub fn disable_direct_table() {
+        DIRECT_TABLE.store(false, Ordering::Relaxed);
     }
 
     /// `ARENALLOC_LARGE_CACHE` (0–16): freed large mappings kept for reuse.

@@ -42,21 +42,23 @@ pub fn alloc_class(class: usize, zeroed: bool) -> *mut u8 {
 }
 
 /// Allocates a block for a `malloc` of up to `DIRECT_MAX` bytes, `index` being
-/// `(size - 1) / 16`: `alloc_class` through the heap's direct table (`Heap::alloc_direct`).
+/// `(size - 1) / 16`: `Heap::alloc_direct` on the calling thread's heap, or on the
+/// unattached heap when it has none.  `miss(heap)` when that finds no free block: the
+/// caller's slow path, which must attach a heap when `heap` is the unattached one (see
+/// `alloc_direct_miss`).
 #[inline(always)]
-pub fn alloc_direct(index: usize) -> *mut u8 {
-    let heap = thread::current_heap();
-    if heap.is_null() {
-        return alloc_direct_attach(index);
-    }
-    // SAFETY: a thread's heap is used only by that thread.
-    unsafe { (*heap).alloc_direct(index) }
+pub fn alloc_direct(index: usize, miss: impl FnOnce(*mut heap::Heap) -> *mut u8) -> *mut u8 {
+    // SAFETY: the thread's own heap, or the unattached one, as `alloc_direct` requires.
+    unsafe { heap::Heap::alloc_direct(thread::heap_word(), index, miss) }
 }
 
+/// `alloc_direct`'s miss on `heap`, an attached heap (the caller tells the unattached one
+/// apart: `thread::is_unattached`): that heap's slow path.
 #[cold]
 #[inline(never)]
-fn alloc_direct_attach(index: usize) -> *mut u8 {
-    alloc_class_attach(crate::size_class::DIRECT_CLASS[index] as usize, false)
+pub fn alloc_direct_miss(heap: *mut heap::Heap, index: usize) -> *mut u8 {
+    // SAFETY: the calling thread's own heap (the caller's guarantee).
+    unsafe { (*heap).alloc_direct_miss(index) }
 }
 
 /// The calling thread has no heap yet: attach one, or borrow one for this call when the
@@ -209,9 +211,9 @@ pub fn block_containing(p: *mut u8) -> Option<(*mut u8, usize)> {
 #[inline(always)]
 fn free_in_pool(pool: *mut Pool, p: *mut u8, func: &str) {
     // `owner_of` checked that `p` starts a block of `pool`: what is left to decide is the
-    // owner.  A thread without a heap, such as one past its exit destructor, has null here
-    // and frees remotely.
-    let me = thread::current_heap();
+    // owner.  A thread without a heap, such as one past its exit destructor, has the
+    // unattached heap here, which owns no pool: it frees remotely.
+    let me = thread::heap_word();
     match heap::free_target_in(pool, p, me) {
         // SAFETY: we own the heap and so the pool; `p` is one of its blocks being freed.
         FreeTarget::Local(pool) => unsafe { (*me).free_local(pool, p.cast::<Block>(), func) },

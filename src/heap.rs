@@ -108,6 +108,38 @@ pub struct Heap {
     maintenance_countdown: u32,
     /// Set while `collect_remote` runs (it frees, and frees may call `maintain`).
     collecting: bool,
+    /// Whether `direct` mirrors `usedpools` (`config::tunables::direct_table`); when not,
+    /// every entry names the vacant pool and every `malloc` takes the caller's miss path
+    /// (debug mode, which wraps the core from there).
+    direct_table: bool,
+}
+
+/// The heap of a thread that has none: every thread's word starts here (`thread.rs`), and
+/// returns here after the thread-exit destructor.  All its lists name the vacant pool, so
+/// `malloc`'s fast path, reading the thread word without a test, finds no free block and
+/// takes its miss path, which attaches a real heap; and no pool names it as owner, so
+/// `free` treats every block as another thread's.  Nothing ever writes to it, and nothing
+/// makes a reference to it: it is reached through raw pointers only (`unattached`).
+pub struct UnattachedHeap(core::cell::UnsafeCell<Heap>);
+// SAFETY: never written, so sharing it between threads is sound.
+unsafe impl Sync for UnattachedHeap {}
+
+pub static UNATTACHED: UnattachedHeap = UnattachedHeap(core::cell::UnsafeCell::new(Heap {
+    usedpools: [crate::pool::vacant(); CLASSES],
+    direct: [crate::pool::vacant(); DIRECT_SLOTS],
+    kept_empty: [ptr::null_mut(); CLASSES],
+    tails: [ptr::null_mut(); CLASSES],
+    remote: ptr::null(),
+    link: Link::new(),
+    maintenance_countdown: 0,
+    collecting: false,
+    direct_table: false,
+}));
+
+/// The unattached heap (see `UNATTACHED`).
+#[inline(always)]
+pub fn unattached() -> *mut Heap {
+    UNATTACHED.0.get()
 }
 
 /// The first class whose pools are "big" (over `KEEP_EMPTY_MAX_SLOTS`).
@@ -203,7 +235,7 @@ impl Heap {
     }
 
     /// What the pools of the heap `this` record as their owner (`pool::OwnerId`): its
-    /// address.  Null (a thread without a heap) gives `OwnerId::NONE`, which no pool has.
+    /// address.  No pool has the unattached heap's, nor `OwnerId::NONE` (null).
     #[inline(always)]
     pub fn owner_id(this: *const Heap) -> OwnerId {
         OwnerId(this as usize)
@@ -232,9 +264,11 @@ impl Heap {
         debug_assert!(class < CLASSES);
         // SAFETY: class < CLASSES.
         unsafe { *self.usedpools.get_unchecked_mut(class) = pool };
-        for i in direct_entries_of(class) {
-            // SAFETY: `direct_entries_of` gives indices below DIRECT_SLOTS.
-            unsafe { *self.direct.get_unchecked_mut(i) = pool };
+        if self.direct_table {
+            for i in direct_entries_of(class) {
+                // SAFETY: `direct_entries_of` gives indices below DIRECT_SLOTS.
+                unsafe { *self.direct.get_unchecked_mut(i) = pool };
+            }
         }
     }
 
@@ -290,6 +324,7 @@ impl Heap {
             (*this).link = Link::new();
             (*this).maintenance_countdown = MAINTENANCE_INTERVAL;
             (*this).collecting = false;
+            (*this).direct_table = crate::config::tunables::direct_table();
         }
     }
 
@@ -314,17 +349,23 @@ impl Heap {
     }
 
     /// Allocates a block for a `malloc` of `16 * index + 1 ..= 16 * (index + 1)` bytes
-    /// (sizes up to `DIRECT_MAX`): `alloc`, with the pool found in the direct table.
+    /// (sizes up to `DIRECT_MAX`): `alloc`, with the pool found in the direct table, and
+    /// `miss(this)` when its first pool has no free block (`alloc_direct_miss`, or the
+    /// caller's way to it).  A raw pointer, not `&mut self`: `this` may be the unattached
+    /// heap, which all threads share, and which this reads only.
+    ///
+    /// # Safety
+    /// `this` must be the calling thread's heap or the unattached heap.
     #[inline(always)]
-    pub fn alloc_direct(&mut self, index: usize) -> *mut u8 {
+    pub unsafe fn alloc_direct(this: *mut Heap, index: usize, miss: impl FnOnce(*mut Heap) -> *mut u8) -> *mut u8 {
         debug_assert!(index < DIRECT_SLOTS);
         // SAFETY: index < DIRECT_SLOTS; entries are our pools or the vacant one, as in
-        // `alloc`.
+        // `alloc`; the caller's guarantee for `this`.
         unsafe {
-            let pool = *self.direct.get_unchecked(index);
+            let pool = *(*this).direct.get_unchecked(index);
             let b = (*pool).free;
             if b.is_null() {
-                return self.alloc_slow(*DIRECT_CLASS.get_unchecked(index) as usize);
+                return miss(this);
             }
             let next = crate::link::Link::read(b);
             if !Pool::links_to_carved(pool, next) {
@@ -332,6 +373,17 @@ impl Heap {
             }
             Pool::pop_first(pool, b, next).cast()
         }
+    }
+
+    /// `alloc_direct`'s miss on an attached heap: the slow path of the class of `index`.
+    #[cold]
+    #[inline(never)]
+    pub fn alloc_direct_miss(&mut self, index: usize) -> *mut u8 {
+        let class = match DIRECT_CLASS.get(index) {
+            Some(&class) => class as usize,
+            None => return ptr::null_mut(),
+        };
+        self.alloc_slow(class)
     }
 
     /// `alloc`'s slow path as a plain pointer-returning call that sets `errno` itself on
@@ -657,7 +709,8 @@ impl Heap {
     /// Checks the list invariants of every class (tests and debug builds).
     pub fn is_valid(&self) -> bool {
         for i in 0..DIRECT_SLOTS {
-            if self.direct[i] != self.list(DIRECT_CLASS[i] as usize) {
+            let want = if self.direct_table { self.list(DIRECT_CLASS[i] as usize) } else { empty_pool() };
+            if self.direct[i] != want {
                 return false;
             }
         }

@@ -11,7 +11,7 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
-use crate::config::{DIRECT_MAX, MEDIUM_MAX};
+use crate::config::MEDIUM_MAX;
 use crate::os;
 
 const INIT_NONE: u8 = 0;
@@ -76,13 +76,12 @@ fn init_slow() {
     }
 }
 
-/// `malloc` takes its direct fast path for requests of 1 to `DIRECT_LIMIT` bytes, and
-/// `malloc`/`calloc` their class path up to `FAST_LIMIT` (compared as `size - 1 < limit`,
-/// so 0 takes the slow path too).  Both are 0 until initialisation has read the environment
-/// (so the first call takes the slow path, which initialises), then `DIRECT_MAX` and
-/// `MEDIUM_MAX`, or still 0 in debug mode, where every allocation goes through `debug.rs`.
-/// One compare with a load costs the fast path what a compare with a constant would.
-static DIRECT_LIMIT: AtomicUsize = AtomicUsize::new(0);
+/// `malloc`/`calloc` take their class path for requests of 1 to `FAST_LIMIT` bytes
+/// (compared as `size - 1 < limit`, so 0 takes the slow path too).  0 until
+/// initialisation has read the environment (so the first call takes the slow path, which
+/// initialises), then `MEDIUM_MAX`, or still 0 in debug mode, where every allocation goes
+/// through `debug.rs`.  (`malloc` up to `DIRECT_MAX` needs no such gate: see
+/// `heap::UNATTACHED` and `config::tunables::direct_table`.)
 static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 /// Debug mode (`ARENALLOC_DEBUG=1`, see `debug.rs`), fixed before any block exists.
@@ -93,19 +92,13 @@ fn configure() {
     crate::config::tunables::read_environment(os::env_usize);
     if os::env_flag(c"ARENALLOC_DEBUG") {
         DEBUG_MODE.store(true, Ordering::Relaxed);
+        crate::config::tunables::disable_direct_table();
     } else {
-        DIRECT_LIMIT.store(DIRECT_MAX, Ordering::Relaxed);
         FAST_LIMIT.store(MEDIUM_MAX, Ordering::Relaxed);
     }
 }
 
-/// The direct fast path's limit (see `DIRECT_LIMIT`).
-#[inline(always)]
-pub fn direct_limit() -> usize {
-    DIRECT_LIMIT.load(Ordering::Relaxed)
-}
-
-/// The medium fast path's limit (see `DIRECT_LIMIT`).
+/// The class fast path's limit (see `FAST_LIMIT`).
 #[inline(always)]
 pub fn fast_limit() -> usize {
     FAST_LIMIT.load(Ordering::Relaxed)

@@ -350,82 +350,6 @@ pub fn page_size() -> usize {
     n
 }
 
-// One pointer-sized word per thread, zero in every new thread: where `thread.rs` keeps
-// the thread's heap.
-//
-// On x86-64 it is an *initial-exec* thread local defined in assembly, so reading it is two
-// loads (its offset from the GOT, then `%fs:offset`).  Rust's own thread locals in a
-// shared object use the general-dynamic model, a call to `__tls_get_addr` that cost a
-// fifth of a malloc/free pair; stable Rust cannot ask for another model.  Initial-exec
-// TLS is what mimalloc uses too: it is always available to a library that is preloaded
-// or linked at start-up, and to a `dlopen`ed one while glibc's surplus of static TLS
-// lasts (it reserves some for exactly this; we take 8 bytes).  Elsewhere a `const`
-// `thread_local!` of a `Drop`-free type stands in.
-#[cfg(target_arch = "x86_64")]
-core::arch::global_asm!(
-    ".pushsection .tbss,\"awT\",@nobits",
-    ".p2align 3",
-    ".globl arenalloc_thread_word",
-    ".hidden arenalloc_thread_word",
-    ".type arenalloc_thread_word,@object",
-    ".size arenalloc_thread_word,8",
-    "arenalloc_thread_word:",
-    ".zero 8",
-    ".popsection",
-);
-
-/// Reads the calling thread's word (see above).
-#[inline(always)]
-pub fn thread_word() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let value: usize;
-        // SAFETY: reads this thread's own TLS word, defined above; the GOT entry holds its
-        // offset from the thread pointer (filled in by the dynamic loader or the linker).
-        unsafe {
-            core::arch::asm!(
-                "mov {offset}, qword ptr [rip + arenalloc_thread_word@GOTTPOFF]",
-                "mov {value}, qword ptr fs:[{offset}]",
-                offset = out(reg) _,
-                value = lateout(reg) value,
-                options(nostack, readonly, preserves_flags)
-            )
-        };
-        value
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        THREAD_WORD.get()
-    }
-}
-
-/// Sets the calling thread's word.
-#[inline]
-pub fn set_thread_word(value: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: writes this thread's own TLS word (see `thread_word`).
-        unsafe {
-            core::arch::asm!(
-                "mov {offset}, qword ptr [rip + arenalloc_thread_word@GOTTPOFF]",
-                "mov qword ptr fs:[{offset}], {value}",
-                offset = out(reg) _,
-                value = in(reg) value,
-                options(nostack, preserves_flags)
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        THREAD_WORD.set(value)
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-std::thread_local! {
-    static THREAD_WORD: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
-}
-
 /// Sets the calling thread's `errno`.
 pub fn set_errno(code: i32) {
     // SAFETY: __errno_location always returns this thread's errno slot.
@@ -459,21 +383,6 @@ pub fn abort() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn thread_words_start_at_zero_and_are_private_to_each_thread() {
-        assert_eq!(thread_word(), thread_word());
-        let mine = thread_word();
-        let other = std::thread::spawn(|| {
-            let fresh = thread_word();
-            set_thread_word(0x1234);
-            (fresh, thread_word())
-        })
-        .join()
-        .unwrap();
-        assert_eq!(other, (0, 0x1234));
-        assert_eq!(thread_word(), mine, "another thread's write is not seen here");
-    }
 
     #[test]
     fn round_up_detects_overflow() {

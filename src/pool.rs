@@ -152,7 +152,7 @@ static VACANT: VacantPool = VacantPool(core::cell::UnsafeCell::new(Pool {
 
 /// The vacant pool (see `VACANT`).  Only ever read through this pointer.
 #[inline(always)]
-pub fn vacant() -> *mut Pool {
+pub const fn vacant() -> *mut Pool {
     VACANT.0.get()
 }
 
