@@ -1,14 +1,16 @@
 //! `fork()`: `pthread_atfork` handlers take every lock of the allocator around the fork
 //! (debug mode's quarantine, the heap registry, the arena list, the arena space), so the
-//! child never inherits a lock held by a thread that does not exist there.  Heaps of the
-//! parent's other threads stay as they were in the child: their blocks can still be freed
-//! there (remote pushes), their pools are simply not reused (nor is a heap that another
-//! thread was tidying at the moment of the fork).
+//! child never inherits a lock held by a thread that does not exist there.  In the child,
+//! the heaps of the parent's other threads go on the abandoned list, as if those threads
+//! had exited, so the child's threads adopt them, pools and all: a server forking workers
+//! from a threaded master does not leak the master threads' heaps in every worker.  A heap
+//! its thread was changing at the moment of the fork (which a check of its lists finds)
+//! stays unused instead.
 //!
 //! This module sits above every module whose lock it takes, debug mode's included, so
 //! none of them needs to know about fork.
 
-use crate::{arena, debug, registry, space};
+use crate::{arena, debug, heap, registry, space, thread};
 
 /// Registers the fork handlers; called from the library constructor, where calling into
 /// libc functions that may themselves allocate is safe.
@@ -42,7 +44,8 @@ extern "C" fn after_fork_child() {
         registry::unlock_after_fork();
         debug::unlock_after_fork();
     }
-    // The heaps of the parent's other threads stay attached to threads that do not exist
-    // here: no thread's word points to them, so every free into their pools is remote, and
-    // they are not on the abandoned list, so no new thread adopts one that was mid-update.
+    // The heaps of the parent's other threads: no thread's word points to them here, so
+    // until a thread adopts one, every free into their pools is remote.
+    // SAFETY: the child has no other thread yet.
+    unsafe { heap::reclaim_orphans_after_fork(thread::current_heap()) };
 }

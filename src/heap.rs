@@ -145,6 +145,10 @@ pub fn unattached() -> *mut Heap {
 /// The first class whose pools are "big" (over `KEEP_EMPTY_MAX_SLOTS`).
 const FIRST_BIG_POOL_CLASS: usize = crate::size_class::first_class_with_pools_over(KEEP_EMPTY_MAX_SLOTS);
 
+/// More pools than any list can hold (every slot of a 1 TiB arena space): `is_valid`'s
+/// bound on a list walk.
+const MAX_POOLS: usize = 1 << 26;
+
 /// Slow-path frees between two `maintain` calls.
 const MAINTENANCE_INTERVAL: u32 = 32;
 
@@ -204,6 +208,29 @@ pub fn adopt_or_create() -> *mut Heap {
 /// `registry::abandon`).
 pub fn abandon(h: *mut Heap) {
     registry::abandon(Heap::link_of(h));
+}
+
+/// In a fork child, before it starts a thread: puts the heaps of the parent's other
+/// threads (which do not exist here) on the abandoned list, for the child's threads to
+/// adopt and tidy, as if those threads had exited.  A thread may have been halfway through
+/// changing its heap when the parent forked, so each heap is checked first, every list
+/// and the free list of every pool on them; one that fails stays where it is, unused.
+/// `mine` is the calling thread's heap, or null.  Returns the heaps reclaimed.
+///
+/// # Safety
+/// Only in a fork child, before any other thread exists there.
+pub unsafe fn reclaim_orphans_after_fork(mine: *mut Heap) -> usize {
+    let link_offset = core::mem::offset_of!(HeapSlot, heap) + core::mem::offset_of!(Heap, link);
+    let mine = if mine.is_null() { ptr::null_mut() } else { Heap::link_of(mine) };
+    let consistent = |link: *mut Link| {
+        let h = Heap::of_link(link);
+        // SAFETY: the child's only thread; registry memory of a heap that was carved: it is
+        // initialised if its `remote` points to its own stack (written last but for
+        // fields that read as valid when zero), and then readable throughout.
+        unsafe { (*h).remote == Heap::remote_of(h) && !(*h).collecting && (*h).is_valid() }
+    };
+    // SAFETY: the caller's guarantee.
+    unsafe { registry::reclaim_orphans(HEAP_STRIDE, link_offset, mine, consistent) }
 }
 
 /// Gives back what one abandoned heap no longer needs: the blocks other threads freed into
@@ -706,7 +733,8 @@ impl Heap {
         n
     }
 
-    /// Checks the list invariants of every class (tests and debug builds).
+    /// Checks the list invariants of every class (tests, and a fork child's orphans: see
+    /// `reclaim_orphans_after_fork`).  Bounded: a torn list that loops fails.
     pub fn is_valid(&self) -> bool {
         for i in 0..DIRECT_SLOTS {
             let want = if self.direct_table { self.list(DIRECT_CLASS[i] as usize) } else { empty_pool() };
@@ -717,7 +745,12 @@ impl Heap {
         for class in 0..CLASSES {
             let mut prev: *mut Pool = ptr::null_mut();
             let mut p = self.list(class);
+            let mut steps = 0usize;
             while p != empty_pool() && !p.is_null() {
+                steps += 1;
+                if steps > MAX_POOLS {
+                    return false;
+                }
                 // SAFETY: pools on our lists are live.
                 let pool = unsafe { &*p };
                 if pool.prev != prev
@@ -730,6 +763,15 @@ impl Heap {
                 }
                 prev = p;
                 p = pool.next;
+            }
+            // A list ends in null; the vacant pool stands only for an empty list.
+            if (p == empty_pool() && !prev.is_null()) || self.tails[class] != prev {
+                return false;
+            }
+            let kept = self.kept_empty[class];
+            // SAFETY: a kept pool is a live pool of ours (checked, not trusted).
+            if !kept.is_null() && unsafe { (*kept).kind() != crate::pool::kind::HEAD || (*kept).owner() != Heap::owner_id(self) } {
+                return false;
             }
         }
         true

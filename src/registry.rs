@@ -48,6 +48,9 @@ struct Registry {
     /// Unused space of the current heap chunk.
     chunk_next: *mut u8,
     chunk_left: usize,
+    /// The most recently mapped chunk; each chunk's `ChunkHeader` links to the one before,
+    /// so every heap ever made can be found (`reclaim_orphans`).
+    chunks: *mut ChunkHeader,
     /// Heaps in existence, and how many are attached to live threads.
     total: usize,
     attached: usize,
@@ -62,6 +65,7 @@ static REGISTRY: spin::Mutex<Registry> = spin::Mutex::new(Registry {
     abandoned_tail: ptr::null_mut(),
     chunk_next: ptr::null_mut(),
     chunk_left: 0,
+    chunks: ptr::null_mut(),
     total: 0,
     attached: 0,
 });
@@ -99,6 +103,19 @@ impl Registry {
         }
     }
 
+    /// True when `h` is on the abandoned list.
+    fn is_abandoned(&self, h: *mut Link) -> bool {
+        let mut p = self.abandoned;
+        while !p.is_null() {
+            if p == h {
+                return true;
+            }
+            // SAFETY: abandoned heaps are live; the lock is held.
+            p = unsafe { (*p).next };
+        }
+        false
+    }
+
     /// Carves `stride` bytes off the current chunk (which has them) for a new heap.
     fn carve(&mut self, stride: usize) -> *mut u8 {
         let h = self.chunk_next;
@@ -113,6 +130,15 @@ impl Registry {
 
 /// Heap memory is mapped in chunks of this size (about 50 heaps each).
 const HEAP_CHUNK: usize = 64 * 1024;
+
+/// The first cache line of every heap chunk; heaps are carved after it.
+#[repr(C, align(64))]
+struct ChunkHeader {
+    /// The chunk mapped before this one, or null.
+    previous: *mut ChunkHeader,
+}
+
+const CHUNK_HEADER: usize = core::mem::size_of::<ChunkHeader>();
 
 /// Gives a thread a heap of its own: an abandoned one, or `stride` bytes of zeroed memory
 /// (heap memory is zeroed mmap) for a new one.
@@ -143,8 +169,13 @@ pub fn adopt_or_create(stride: usize) -> Taken {
         unsafe { os::unmap(chunk, HEAP_CHUNK) };
         return Taken::Fresh(h);
     }
-    reg.chunk_next = chunk;
-    reg.chunk_left = HEAP_CHUNK;
+    let header = chunk.cast::<ChunkHeader>();
+    // SAFETY: the chunk is fresh and ours; its first line is the header.
+    unsafe { header.write(ChunkHeader { previous: reg.chunks }) };
+    reg.chunks = header;
+    // SAFETY: the chunk is larger than its header.
+    reg.chunk_next = unsafe { chunk.add(CHUNK_HEADER) };
+    reg.chunk_left = HEAP_CHUNK - CHUNK_HEADER;
     Taken::Fresh(reg.carve(stride))
 }
 
@@ -180,6 +211,45 @@ pub fn take_to_tidy() -> *mut Link {
 /// in turn.
 pub fn put_back_tidied(h: *mut Link) {
     REGISTRY.lock().push_abandoned(h, true);
+}
+
+/// In a fork child, puts on the abandoned list every heap that is neither the calling
+/// thread's (`mine`, or null) nor on that list already, and that `consistent` accepts.
+/// These are the heaps of the parent's other threads, which do not exist in the child:
+/// without this their pools would never be used again.  A thread may have been in the
+/// middle of changing its heap when the parent forked, so the caller checks each heap
+/// (`consistent`) and leaves one that fails where it is, as lost as before.  `stride` is
+/// the heap size given to `adopt_or_create`, `link_offset` where the `Link` lies in each
+/// heap's memory.  Returns how many heaps were reclaimed.
+///
+/// # Safety
+/// Only in a fork child, before it starts any thread: no other thread may touch any heap.
+pub unsafe fn reclaim_orphans(stride: usize, link_offset: usize, mine: *mut Link, consistent: impl Fn(*mut Link) -> bool) -> usize {
+    let mut reg = REGISTRY.lock();
+    let mut reclaimed = 0;
+    let mut chunk = reg.chunks;
+    let mut newest = true;
+    while !chunk.is_null() {
+        // The newest chunk is carved up to `chunk_next`, older ones as far as a whole
+        // stride fitted.
+        let first = chunk as usize + CHUNK_HEADER;
+        let end = if newest { reg.chunk_next as usize } else { chunk as usize + HEAP_CHUNK };
+        let mut at = first;
+        while at + stride <= end {
+            let h = (at + link_offset) as *mut Link;
+            if h != mine && !reg.is_abandoned(h) && consistent(h) {
+                reg.push_abandoned(h, true);
+                reg.attached -= 1;
+                reclaimed += 1;
+            }
+            at += stride;
+        }
+        newest = false;
+        // SAFETY: chunk headers are written when the chunk is mapped, never unmapped.
+        chunk = unsafe { (*chunk).previous };
+    }
+    ABANDONED_HEAPS.store(reg.total - reg.attached, Ordering::Relaxed);
+    reclaimed
 }
 
 /// Heaps in existence and heaps attached to a live thread.

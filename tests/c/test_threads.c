@@ -682,6 +682,93 @@ static void test_abandoned_memory_returns(void)
 #endif
 }
 
+/* ------------------------------------------------------------------------ */
+/* (g) a fork child reclaims the heaps of the parent's other threads        */
+/* ------------------------------------------------------------------------ */
+
+/* Threads that allocated and freed (their heaps hold pools with free blocks), then wait
+ * while the parent forks.  In the child those threads do not exist: their heaps must be
+ * up for adoption (not attached), and a thread started there adopts one instead of
+ * making a new heap. */
+enum { G_THREADS = 4, G_BLOCKS = 2000 };
+static pthread_barrier_t g_ready, g_done;
+static void *g_thread(void *arg)
+{
+    (void)arg;
+    void **blocks = malloc(G_BLOCKS * sizeof *blocks);
+    CHECK(blocks != NULL);
+    for (int i = 0; i < G_BLOCKS; i++) {
+        blocks[i] = malloc(48 + (size_t)(i % 7) * 16);
+        CHECK(blocks[i] != NULL);
+        memset(blocks[i], 'g', 48);
+    }
+    for (int i = 0; i < G_BLOCKS; i += 2)
+        free(blocks[i]);
+    pthread_barrier_wait(&g_ready);
+    pthread_barrier_wait(&g_done); /* the parent forks meanwhile */
+    for (int i = 1; i < G_BLOCKS; i += 2)
+        free(blocks[i]);
+    free(blocks);
+    return NULL;
+}
+static void *g_child_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        void *p = malloc(64);
+        CHECK(p != NULL);
+        memset(p, 'c', 64);
+        free(p);
+    }
+    return NULL;
+}
+static void test_fork_reclaims_heaps(void)
+{
+    g_group = "(g) fork reclaims heaps";
+    printf("(g) a fork child adopts the heaps of the parent's other threads ... ");
+    double t0 = now_s();
+    pthread_t th[G_THREADS];
+    CHECK(pthread_barrier_init(&g_ready, NULL, G_THREADS + 1) == 0);
+    CHECK(pthread_barrier_init(&g_done, NULL, G_THREADS + 1) == 0);
+    for (int i = 0; i < G_THREADS; i++)
+        CHECK(pthread_create(&th[i], NULL, g_thread, NULL) == 0);
+    pthread_barrier_wait(&g_ready);
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECKF(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        g_in_child = 1;
+        alarm(CHILD_TIMEOUT_S + 5);
+#ifndef TEST_AGAINST_GLIBC
+        struct arenalloc_stats s;
+        CHECK(arenalloc_stats(&s) == 0);
+        CHECKF(s.heaps_attached == 1, "in the fork child %zu heaps are attached (of %zu); "
+               "only this thread's should be: the parent's other threads' heaps were not "
+               "reclaimed", s.heaps_attached, s.heaps);
+        size_t heaps = s.heaps;
+#endif
+        pthread_t c;
+        CHECK(pthread_create(&c, NULL, g_child_thread, NULL) == 0);
+        CHECK(pthread_join(c, NULL) == 0);
+#ifndef TEST_AGAINST_GLIBC
+        CHECK(arenalloc_stats(&s) == 0);
+        CHECKF(s.heaps == heaps, "a thread in the fork child made a new heap (%zu -> %zu) "
+               "instead of adopting one", heaps, s.heaps);
+#endif
+        _exit(0);
+    }
+    int st = wait_child(pid, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork child: %s %d",
+           WIFEXITED(st) ? "exit status" : "killed by signal",
+           WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+    pthread_barrier_wait(&g_done);
+    for (int i = 0; i < G_THREADS; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    pthread_barrier_destroy(&g_ready);
+    pthread_barrier_destroy(&g_done);
+    printf("ok (%.2f s)\n", now_s() - t0);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -697,6 +784,7 @@ int main(void)
     test_cross_thread();
     test_thread_churn();
     test_fork();
+    test_fork_reclaims_heaps();
     test_late_exit_allocations();
     test_large_realloc_race();
     printf("ALL OK (%.2f s)\n", now_s() - t0);
