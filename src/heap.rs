@@ -814,7 +814,7 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), blocks.len(), "a block was handed out twice");
-        // 5000 blocks of 48 B need several 16 KiB pools; all but the current head are full.
+        // 5000 blocks of 48 B need several 64 KiB pools; all but the current head are full.
         assert!(heap.is_valid());
         let last = blocks[4999];
         let pool = pool_of_block(last);

@@ -160,7 +160,7 @@ const _: () = assert!(core::mem::size_of::<Pool>() == 64);
 /// Entry `i` of an arena's table describes slot `i`: shifting an entry's offset in the
 /// arena by this much gives its slot's offset.
 const ENTRY_TO_SLOT_SHIFT: usize = SLOT_SHIFT - core::mem::size_of::<Pool>().trailing_zeros() as usize;
-// `used` and `relink_at` are u16: the largest capacity is a one-slot pool of 16-byte blocks.
+// `used` and `relink_at` are u16: the largest capacity is a 64 KiB pool of 16-byte blocks.
 const _: () = assert!(SLOT_SIZE / crate::config::MIN_ALIGN <= u16::MAX as usize);
 
 /// True when a decoded link `next` is null or points into the first `bound` bytes of the
