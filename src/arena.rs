@@ -29,14 +29,14 @@
 use core::ptr;
 
 use crate::config::{
-    tunables, AGING_TICK_MS, ARENA_MASK, ARENA_SIZE, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
+    tunables, AGING_TICK_MS, ARENA_MASK, ARENA_SIZE, GRANULE_SLOTS, SLOTS_PER_ARENA, SLOT_SHIFT, SLOT_SIZE,
 };
 use crate::os;
 use crate::pool::{kind, Pool};
 use crate::space;
 
 /// Usable slots in an arena (all but the header slot).
-pub const POOL_SLOTS: u32 = SLOTS_PER_ARENA as u32 - 1;
+pub const POOL_SLOTS: u32 = (SLOTS_PER_ARENA - GRANULE_SLOTS) as u32;
 
 /// Arena-level fields, in the space pool-table entry 0 would take.
 #[repr(C, align(64))]
@@ -146,26 +146,23 @@ pub struct Claim {
     pub zeroed: bool,
 }
 
-/// Finds `n` consecutive clear bits in `bits`, returns the index of the first.
+/// Finds `n` consecutive clear bits in `bits` (`n` a whole number of granules) starting on
+/// a granule boundary; returns the index of the first.
 fn find_run(bits: &[u64; SLOTS_PER_ARENA / 64], n: usize) -> Option<usize> {
+    debug_assert!(n > 0 && n % GRANULE_SLOTS == 0);
+    const GRANULE_BITS: u64 = (1 << GRANULE_SLOTS) - 1;
     let mut run = 0;
-    let mut i = 1; // slot 0 is the header
+    let mut i = GRANULE_SLOTS; // granule 0 holds the header
     while i < SLOTS_PER_ARENA {
-        let word = bits[(i / 64) & 3];
-        if word == u64::MAX {
-            run = 0;
-            i = (i / 64 + 1) * 64;
-            continue;
-        }
-        if word >> (i % 64) & 1 == 0 {
-            run += 1;
+        if bits[(i / 64) & 3] >> (i % 64) & GRANULE_BITS == 0 {
+            run += GRANULE_SLOTS;
             if run == n {
-                return Some(i + 1 - n);
+                return Some(i + GRANULE_SLOTS - n);
             }
         } else {
             run = 0;
         }
-        i += 1;
+        i += GRANULE_SLOTS;
     }
     None
 }
@@ -334,7 +331,8 @@ unsafe fn init_arena(a: *mut Arena) {
     // SAFETY: the mapping is ours; zeroed memory already reads as all-FREE pool entries.
     unsafe {
         (*a).info.in_use = [0; SLOTS_PER_ARENA / 64];
-        (*a).info.in_use[0] = 1; // the header slot
+        // The header slot, and the rest of its granule, which no pool can use.
+        (*a).info.in_use[0] = (1 << GRANULE_SLOTS) - 1;
         (*a).info.free_slots = POOL_SLOTS;
     }
 }
@@ -398,7 +396,7 @@ fn mark_claimed(a: *mut Arena, first: usize, n: usize) -> Claim {
     }
     let start = Arena::slot_addr(a, first);
     // Every slot of the pool names its head in the slot map, so a free finds it in one load.
-    space::set_slots(start as usize, n, head as usize);
+    space::set_range(start as usize, n * SLOT_SIZE, head as usize);
     Claim { pool: head, start, zeroed }
 }
 
@@ -419,7 +417,7 @@ pub unsafe fn release_pool(pool: *mut Pool) {
     // by `malloc_trim`.
     let released_at = tick_of(os::coarse_millis());
     // Before the slots go back: another thread may claim them as soon as the lock allows.
-    space::set_slots(Arena::slot_addr(a, first) as usize, n, crate::pool::vacant() as usize);
+    space::set_range(Arena::slot_addr(a, first) as usize, n * SLOT_SIZE, crate::pool::vacant() as usize);
     for i in 0..n {
         let e = Arena::entry(a, first + i);
         // SAFETY: still ours (bits not yet cleared).
@@ -663,22 +661,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_runs_of_clear_bits() {
+    fn finds_runs_of_clear_granules() {
         let mut bits = [0u64; 4];
         bits[0] = 1;
-        assert_eq!(find_run(&bits, 1), Some(1));
-        assert_eq!(find_run(&bits, 64), Some(1));
-        set_bits(&mut bits, 1, 10, true);
-        assert_eq!(find_run(&bits, 1), Some(11));
+        assert_eq!(find_run(&bits, 4), Some(4), "granule 0 is the header's");
+        assert_eq!(find_run(&bits, 64), Some(4));
+        set_bits(&mut bits, 4, 10, true);
+        assert_eq!(find_run(&bits, 4), Some(16), "a granule partly used is skipped whole");
         bits[0] = u64::MAX;
         bits[1] = u64::MAX;
-        assert_eq!(find_run(&bits, 3), Some(128));
-        bits[2] = 0b1010;
-        assert_eq!(find_run(&bits, 2), Some(132));
+        assert_eq!(find_run(&bits, 8), Some(128));
+        bits[2] = 0b1010_0000;
+        assert_eq!(find_run(&bits, 8), Some(136));
         bits = [u64::MAX; 4];
-        assert_eq!(find_run(&bits, 1), None);
+        assert_eq!(find_run(&bits, 4), None);
         bits[3] = 1 << 63;
-        assert_eq!(find_run(&bits, 63), Some(192));
+        assert_eq!(find_run(&bits, 60), Some(192));
         assert_eq!(find_run(&bits, 64), None);
     }
 
@@ -756,19 +754,25 @@ mod tests {
             unsafe { list.insert_sorted(a) };
         }
         // One small pool makes its arena the most used: the next claims go there first.
-        let (first_arena, slot) = list.try_claim(1).unwrap();
-        assert_eq!(slot, 1);
-        let (a, s) = list.try_claim(63).unwrap();
-        assert_eq!((a, s), (first_arena, 2), "claims prefer the most used arena");
+        let (first_arena, slot) = list.try_claim(4).unwrap();
+        assert_eq!(slot, 4, "the header's granule is never a pool");
+        let (a, s) = list.try_claim(60).unwrap();
+        assert_eq!((a, s), (first_arena, 8), "claims prefer the most used arena");
         let mut claims = std::vec::Vec::new();
-        claims.push((first_arena, 1, 1));
-        claims.push((a, s, 63));
-        // Fill everything with 63-slot pools: 4 fit in an arena (3 in the first one).
-        while let Some((a, s)) = list.try_claim(63) {
-            claims.push((a, s, 63));
+        claims.push((first_arena, 4, 4));
+        claims.push((a, s, 60));
+        // Fill everything with 60-slot pools: 4 fit in each arena's 252 slots (beside the
+        // 4-slot pool in the first), and what is left takes 4-slot ones: 2 granules in the
+        // first arena, 3 in the others.
+        while let Some((a, s)) = list.try_claim(60) {
+            claims.push((a, s, 60));
         }
-        assert_eq!(claims.len(), 2 + 3 + 4 + 4);
-        assert!(list.try_claim(63).is_none());
+        assert_eq!(claims.len(), 1 + 4 + 4 + 4);
+        assert!(list.try_claim(60).is_none());
+        while let Some((a, s)) = list.try_claim(4) {
+            claims.push((a, s, 4));
+        }
+        assert_eq!(claims.len(), 13 + 2 + 3 + 3);
         let mut unmapped = 0;
         for &(a, s, n) in &claims {
             if list.release_slots(a, s, n) {

@@ -26,7 +26,7 @@
 //! block) and then grows until the tail it cannot use is at most 1/8 of the pool.
 
 use crate::config::{
-    DIRECT_MAX, MAX_POOL_SLOTS, MEDIUM_CLASSES_PER_DOUBLING, MEDIUM_MAX, MIN_ALIGN, SLOT_SIZE, SMALL_MAX,
+    DIRECT_MAX, GRANULE_SLOTS, MAX_POOL_SLOTS, MEDIUM_CLASSES_PER_DOUBLING, MEDIUM_MAX, MIN_ALIGN, SLOT_SIZE, SMALL_MAX,
 };
 
 /// Number of small classes (16-byte spacing up to `SMALL_MAX`).
@@ -143,10 +143,12 @@ const fn slots_for(size: usize) -> usize {
     if target < size {
         target = size;
     }
-    let mut n = (target + SLOT_SIZE - 1) / SLOT_SIZE;
-    // Then grow until the unusable tail is at most 1/8 of the pool.
+    // Whole granules (see `GRANULE_SLOTS`), then grown a granule at a time until the
+    // unusable tail is at most 1/8 of the pool.
+    let granule = GRANULE_SLOTS * SLOT_SIZE;
+    let mut n = (target + granule - 1) / granule * GRANULE_SLOTS;
     while n < MAX_POOL_SLOTS && (n * SLOT_SIZE) % size > (n * SLOT_SIZE) / 8 {
-        n += 1;
+        n += GRANULE_SLOTS;
     }
     n
 }
@@ -344,6 +346,7 @@ mod tests {
             let bytes = slots * SLOT_SIZE;
             let size = size_of_class(c);
             assert!((1..=MAX_POOL_SLOTS).contains(&slots));
+            assert_eq!(slots % GRANULE_SLOTS, 0, "pools span whole granules");
             assert!(bytes / size >= 1);
             assert!(bytes % size <= bytes / 8, "class {c} size {size} slots {slots}");
             if size <= SMALL_MAX {

@@ -7,7 +7,7 @@
 //!  │ arena 0 │ arena 1 │ (free)  │ arena 3 │  reserved: PROT_NONE         │
 //!  └─────────┴─────────┴─────────┴─────────┴─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ ─┘
 //!  ◄──────────────── span (arenas ever taken) ──────►
-//!  map: one word per 16 KiB slot of the span: the slot's pool header, or the vacant value
+//!  map: one word per 64 KiB granule of the span: its pool's header, or the vacant value
 //! ```
 //!
 //! Why one range: the free path's first question, "is this pointer one of ours, and which
@@ -21,7 +21,7 @@
 //! when it goes back, so an arena given back to the OS keeps its address range for the next
 //! one, and a stray pointer into it faults.
 //!
-//! The map is a separate `MAP_NORESERVE` mapping, one word per slot of the range (1/2048 of
+//! The map is a separate `MAP_NORESERVE` mapping, one word per granule of the range (1/8192 of
 //! it), touched only where arenas were taken.  Entries below `span` are always valid (the
 //! arena layer fills an arena's entries before `span` covers it), so readers need no
 //! other test.
@@ -36,7 +36,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use crate::config::{ARENA_SHIFT, ARENA_SIZE, SLOT_SHIFT};
+use crate::config::{ARENA_SHIFT, ARENA_SIZE, GRANULE_SHIFT};
 use crate::os;
 
 /// The largest range reserved: 1 TiB, 262,144 arenas.
@@ -100,7 +100,7 @@ pub fn reserve() -> bool {
     }
     while shift >= MIN_RESERVE_SHIFT {
         let len = 1usize << shift;
-        let map_len = (len >> SLOT_SHIFT) * core::mem::size_of::<usize>();
+        let map_len = (len >> GRANULE_SHIFT) * core::mem::size_of::<usize>();
         let map = os::map(map_len);
         if !map.is_null() {
             let start = os::reserve_aligned(len, ARENA_SIZE);
@@ -128,7 +128,7 @@ pub fn slot_entry(addr: usize) -> Option<usize> {
     }
     let map = RANGE.map.load(Ordering::Relaxed);
     // SAFETY: `offset < span`, and the map covers the span: its entry is mapped and valid.
-    Some(unsafe { (*map.add(offset >> SLOT_SHIFT)).load(Ordering::Acquire) })
+    Some(unsafe { (*map.add(offset >> GRANULE_SHIFT)).load(Ordering::Acquire) })
 }
 
 /// True when `addr` lies in an arena place ever taken (it may be free now).
@@ -137,12 +137,14 @@ pub fn contains(addr: usize) -> bool {
     addr.wrapping_sub(RANGE.start.load(Ordering::Relaxed)) < RANGE.span.load(Ordering::Acquire)
 }
 
-/// Sets the map entries of the `n` slots from `addr` (a slot boundary inside a taken
-/// arena) to `value`.
-pub fn set_slots(addr: usize, n: usize, value: usize) {
+/// Sets the map entries of the `len` bytes from `addr` (whole granules inside a taken
+/// arena: `config::GRANULE_SLOTS`) to `value`.
+pub fn set_range(addr: usize, len: usize, value: usize) {
     let map = RANGE.map.load(Ordering::Relaxed);
-    let first = (addr - RANGE.start.load(Ordering::Relaxed)) >> SLOT_SHIFT;
-    debug_assert!((first + n) << SLOT_SHIFT <= RANGE.span.load(Ordering::Relaxed));
+    let first = (addr - RANGE.start.load(Ordering::Relaxed)) >> GRANULE_SHIFT;
+    let n = len >> GRANULE_SHIFT;
+    debug_assert!(addr % (1 << GRANULE_SHIFT) == 0 && len % (1 << GRANULE_SHIFT) == 0);
+    debug_assert!((first + n) << GRANULE_SHIFT <= RANGE.span.load(Ordering::Relaxed));
     for i in first..first + n {
         // SAFETY: the slots lie in a taken arena, inside the span the map covers.
         unsafe { (*map.add(i)).store(value, Ordering::Release) };
@@ -192,8 +194,8 @@ fn take_place(vacant: usize) -> Option<usize> {
     // A place never taken: its map entries are fresh zeros.  Fill them before the span
     // covers it, so that every entry a reader can reach is valid.
     let map = RANGE.map.load(Ordering::Relaxed);
-    let first_slot = place << (ARENA_SHIFT - SLOT_SHIFT);
-    for i in first_slot..first_slot + (1 << (ARENA_SHIFT - SLOT_SHIFT)) {
+    let first_entry = place << (ARENA_SHIFT - GRANULE_SHIFT);
+    for i in first_entry..first_entry + (1 << (ARENA_SHIFT - GRANULE_SHIFT)) {
         // SAFETY: inside the map (the range holds this place, the map covers the range).
         unsafe { (*map.add(i)).store(vacant, Ordering::Relaxed) };
     }
@@ -303,9 +305,9 @@ mod tests {
             assert_eq!(*a.add(100), 0);
             *a.add(100) = 7;
         }
-        set_slots(a as usize + (3 << SLOT_SHIFT), 2, 42);
-        assert_eq!(slot_entry(a as usize + (4 << SLOT_SHIFT) + 5), Some(42));
-        set_slots(a as usize + (3 << SLOT_SHIFT), 2, vacant);
+        set_range(a as usize + (3 << GRANULE_SHIFT), 2 << GRANULE_SHIFT, 42);
+        assert_eq!(slot_entry(a as usize + (4 << GRANULE_SHIFT) + 5), Some(42));
+        set_range(a as usize + (3 << GRANULE_SHIFT), 2 << GRANULE_SHIFT, vacant);
         // SAFETY: the arena is ours and unused.
         unsafe { give_back_arena(a) };
         // Still in the span (its entries stay valid), and taken again before any new place.
