@@ -49,13 +49,13 @@ impl Link {
     /// The word block `at` stores to link to `next`.
     #[inline(always)]
     pub fn encode(next: *mut Block, at: *mut Block) -> usize {
-        Self::encode_with(Self::key(), next, at)
+        Self::encode_masked(Self::mask_of(Self::key(), at), next)
     }
 
     /// The block a link stored in `at` points to.
     #[inline(always)]
     pub fn decode(word: usize, at: *mut Block) -> *mut Block {
-        Self::decode_with(Self::key(), word, at)
+        Self::decode_masked(Self::mask_of(Self::key(), at), word)
     }
 
     /// The word a block on a heap's remote stack stores to link to `next`: encoded as a
@@ -74,14 +74,23 @@ impl Link {
         Self::decode(word ^ REMOTE_TWEAK, at)
     }
 
+    /// What a link stored in `at` is encoded with: the key and the block's own address.
+    /// Computed once where a block's link is both checked and written (`Pool::push_free`).
     #[inline(always)]
-    pub fn encode_with(key: usize, next: *mut Block, at: *mut Block) -> usize {
-        next as usize ^ key ^ at as usize
+    pub fn mask_of(key: usize, at: *mut Block) -> usize {
+        key ^ at as usize
     }
 
+    /// A link to `next`, encoded with `mask` (`mask_of` the block that stores it).
     #[inline(always)]
-    pub fn decode_with(key: usize, word: usize, at: *mut Block) -> *mut Block {
-        (word ^ at as usize ^ key) as *mut Block
+    pub fn encode_masked(mask: usize, next: *mut Block) -> usize {
+        next as usize ^ mask
+    }
+
+    /// The link a word encodes with `mask` (`mask_of` the block that stores it).
+    #[inline(always)]
+    pub fn decode_masked(mask: usize, word: usize) -> *mut Block {
+        (word ^ mask) as *mut Block
     }
 
     /// Reads the link stored in `at`.

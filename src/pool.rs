@@ -164,7 +164,7 @@ const ENTRY_TO_SLOT_SHIFT: usize = SLOT_SHIFT - core::mem::size_of::<Pool>().tra
 const _: () = assert!(SLOT_SIZE / crate::config::MIN_ALIGN <= u16::MAX as usize);
 
 /// True when a decoded link `next` is null or points into the first `bound` bytes of the
-/// pool starting at `start`: the one test behind `may_link_to` and `looks_free`.
+/// pool starting at `start`: the test behind `looks_free` (and, written out, `push_free`).
 #[inline(always)]
 fn is_link_below(next: *mut Block, start: usize, bound: u32) -> bool {
     next.is_null() || (next as usize).wrapping_sub(start) < bound as usize
@@ -307,14 +307,6 @@ impl Pool {
         unsafe { Pool::pop_first(this, b, next) }
     }
 
-    /// True when `next` is null or a block this pool has carved: what a free-list link of
-    /// this pool may point to.  `start` is `self.start()`, passed in because callers have
-    /// it at hand.
-    #[inline(always)]
-    fn may_link_to(&self, next: *mut Block, start: usize) -> bool {
-        is_link_below(next, start, self.bump)
-    }
-
     /// Hands out the next never-used block, or null when the pool is carved out.  Call
     /// only with an empty free list: the blocks after it, up to the end of its OS page,
     /// are carved at the same time and become the free list, so the allocation fast path
@@ -362,14 +354,18 @@ impl Pool {
     #[must_use]
     pub unsafe fn push_free(&mut self, b: *mut Block) -> Freed {
         let start = self.start() as usize;
-        let key = Link::key();
+        let mask = Link::mask_of(Link::key(), b);
         // SAFETY: `b` is a block of this pool, readable.
         let word = unsafe { b.cast::<usize>().read() };
-        if self.may_link_to(Link::decode_with(key, word, b), start) {
+        // Free already if the word encodes a link this pool's free list may hold: to null
+        // (compared encoded, before decoding, which saves the optimiser a copy) or to a
+        // carved block.
+        let next = Link::decode_masked(mask, word);
+        if word == Link::encode_masked(mask, ptr::null_mut()) || (next as usize).wrapping_sub(start) < self.bump as usize {
             return Freed::AlreadyFree;
         }
         // SAFETY: the block is ours and no longer in use: its first word is free to link.
-        unsafe { b.cast::<usize>().write(Link::encode_with(key, self.free, b)) };
+        unsafe { b.cast::<usize>().write(Link::encode_masked(mask, self.free)) };
         self.free = b;
         // The new count is tested as computed, not loaded again: one decrement and its flags.
         let above = self.above_mark.load(Ordering::Relaxed).wrapping_sub(1);
@@ -555,6 +551,13 @@ impl Pool {
 
     /// Checks the invariants that must hold of a head entry between operations.
     pub fn is_valid(&self) -> bool {
+        let mut unbounded = usize::MAX;
+        self.is_valid_within(&mut unbounded)
+    }
+
+    /// `is_valid`, giving up (false) once it has looked at `budget` blocks in all: the
+    /// budget is shared by the checks of many pools (`heap::reclaim_orphans_after_fork`).
+    pub fn is_valid_within(&self, budget: &mut usize) -> bool {
         if self.kind() != kind::HEAD || self.block_size() == 0 {
             return false;
         }
@@ -566,9 +569,10 @@ impl Pool {
                 return false;
             }
             on_list += 1;
-            if on_list > cap {
-                return false; // a cycle
+            if on_list > cap || *budget == 0 {
+                return false; // a cycle, or the caller's patience is spent
             }
+            *budget -= 1;
             // SAFETY: b was checked to be a block of this pool.
             b = unsafe { Link::read(b) };
         }
