@@ -149,6 +149,10 @@ const FIRST_BIG_POOL_CLASS: usize = crate::size_class::first_class_with_pools_ov
 /// bound on a list walk.
 const MAX_POOLS: usize = 1 << 26;
 
+/// Pools and free blocks a fork child looks at, in all, to check the heaps it reclaims: a
+/// few milliseconds of pointer chasing at most.
+const FORK_CHECK_BUDGET: usize = 1 << 22;
+
 /// Slow-path frees between two `maintain` calls.
 const MAINTENANCE_INTERVAL: u32 = 32;
 
@@ -222,12 +226,15 @@ pub fn abandon(h: *mut Heap) {
 pub unsafe fn reclaim_orphans_after_fork(mine: *mut Heap) -> usize {
     let link_offset = core::mem::offset_of!(HeapSlot, heap) + core::mem::offset_of!(Heap, link);
     let mine = if mine.is_null() { ptr::null_mut() } else { Heap::link_of(mine) };
+    // The checks walk every free list: bounded, so that forking a process with a huge heap
+    // stays quick (heaps past the budget are left unused, as before this reclaim).
+    let mut budget = FORK_CHECK_BUDGET;
     let consistent = |link: *mut Link| {
         let h = Heap::of_link(link);
         // SAFETY: the child's only thread; registry memory of a heap that was carved: it is
         // initialised if its `remote` points to its own stack (written last but for
         // fields that read as valid when zero), and then readable throughout.
-        unsafe { (*h).remote == Heap::remote_of(h) && !(*h).collecting && (*h).is_valid() }
+        unsafe { (*h).remote == Heap::remote_of(h) && !(*h).collecting && (*h).is_valid_within(&mut budget) }
     };
     // SAFETY: the caller's guarantee.
     unsafe { registry::reclaim_orphans(HEAP_STRIDE, link_offset, mine, consistent) }
@@ -736,6 +743,13 @@ impl Heap {
     /// Checks the list invariants of every class (tests, and a fork child's orphans: see
     /// `reclaim_orphans_after_fork`).  Bounded: a torn list that loops fails.
     pub fn is_valid(&self) -> bool {
+        let mut unbounded = usize::MAX;
+        self.is_valid_within(&mut unbounded)
+    }
+
+    /// `is_valid`, giving up (false) once it has looked at `budget` pools and blocks in
+    /// all (see `reclaim_orphans_after_fork`).
+    pub fn is_valid_within(&self, budget: &mut usize) -> bool {
         for i in 0..DIRECT_SLOTS {
             let want = if self.direct_table { self.list(DIRECT_CLASS[i] as usize) } else { empty_pool() };
             if self.direct[i] != want {
@@ -748,16 +762,17 @@ impl Heap {
             let mut steps = 0usize;
             while p != empty_pool() && !p.is_null() {
                 steps += 1;
-                if steps > MAX_POOLS {
+                if steps > MAX_POOLS || *budget == 0 {
                     return false;
                 }
+                *budget -= 1;
                 // SAFETY: pools on our lists are live.
                 let pool = unsafe { &*p };
                 if pool.prev != prev
                     || pool.class() != class
                     || pool.state != state::USED
                     || pool.owner() != Heap::owner_id(self)
-                    || !pool.is_valid()
+                    || !pool.is_valid_within(budget)
                 {
                     return false;
                 }

@@ -224,7 +224,7 @@ pub fn put_back_tidied(h: *mut Link) {
 ///
 /// # Safety
 /// Only in a fork child, before it starts any thread: no other thread may touch any heap.
-pub unsafe fn reclaim_orphans(stride: usize, link_offset: usize, mine: *mut Link, consistent: impl Fn(*mut Link) -> bool) -> usize {
+pub unsafe fn reclaim_orphans(stride: usize, link_offset: usize, mine: *mut Link, mut consistent: impl FnMut(*mut Link) -> bool) -> usize {
     let mut reg = REGISTRY.lock();
     let mut reclaimed = 0;
     let mut chunk = reg.chunks;
