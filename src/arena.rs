@@ -54,6 +54,10 @@ pub struct ArenaInfo {
     /// where an entry keeps `kind`: so entry 0 reads as a FREE entry, and
     /// `pool_of` needs no test for the header slot.
     reads_as_free_entry: [u8; 8],
+    /// Free slots taken out of circulation to be decommitted with the lock released
+    /// (`purge`): their `in_use` bits are set, so no claim takes them, but `free_slots`
+    /// still counts them.  While it is not zero the arena is never given back.
+    purging: u16,
 }
 
 const _: () = {
@@ -289,7 +293,7 @@ impl ArenaList {
             } else {
                 self.reposition(a);
             }
-            if (*a).info.free_slots < POOL_SLOTS {
+            if (*a).info.free_slots < POOL_SLOTS || (*a).info.purging != 0 {
                 return false;
             }
             // Every pool is empty: keep it as a spare, or give it back.
@@ -304,6 +308,19 @@ impl ArenaList {
             self.stats.unmapped += 1;
             true
         }
+    }
+
+    /// True when `a` is on the spare list.
+    fn is_spare(&self, a: *mut Arena) -> bool {
+        let mut s = self.spare;
+        while !s.is_null() {
+            if s == a {
+                return true;
+            }
+            // SAFETY: spare arenas are live and linked through `info.next` (lock held).
+            s = unsafe { (*s).info.next };
+        }
+        false
     }
 
     /// Puts a spare arena back in use, if there is one.
@@ -425,13 +442,14 @@ pub unsafe fn release_pool(pool: *mut Pool) {
             (*e).set_kind(kind::FREE);
         }
     }
-    let unmap = {
+    let (unmap, purge_now) = {
         let mut list = ARENAS.lock();
         let unmap = list.release_slots(a, first, n);
         if unmap {
             // Under the lock, so that `live_blocks` (which holds it) never meets an arena
             // that is being given back.
             space::set_live(base, false);
+            (true, false)
         } else {
             // SAFETY: the lock is held and the arena stays mapped; the slots are free.
             unsafe {
@@ -439,16 +457,15 @@ pub unsafe fn release_pool(pool: *mut Pool) {
                     (*Arena::entry(a, first + i)).freed_tick = released_at;
                 }
                 (*a).info.dirty_free += n as u16;
-                if (*a).info.dirty_free as usize >= tunables::purge_slots() {
-                    purge(a, Purge::All);
-                }
+                (false, (*a).info.dirty_free as usize >= tunables::purge_slots())
             }
         }
-        unmap
     };
     if unmap {
         // SAFETY: the arena is on no list, not live, and holds no pool: nobody can reach it.
         unsafe { space::give_back_arena(base as *mut u8) };
+    } else if purge_now {
+        purge(Purge::All, a);
     }
 }
 
@@ -499,19 +516,14 @@ pub fn for_each_pool(mut f: impl FnMut(&PoolSnapshot)) {
 /// Gives the OS back what the arenas hold but do not use (for `malloc_trim`): the pages of
 /// every free slot that may hold data, and every spare arena.  Returns the bytes given back.
 pub fn trim() -> usize {
-    let mut released = 0;
-    {
-        let _list = ARENAS.lock();
-        space::for_each_live_arena(|base| {
-            // SAFETY: a registered arena; the lock is held.
-            released += unsafe { purge(base as *mut Arena, Purge::All) };
-        });
-    }
+    let mut released = purge(Purge::All, ptr::null_mut());
     loop {
         let a = {
             let mut list = ARENAS.lock();
             let a = list.spare;
-            if a.is_null() {
+            // SAFETY: spare arenas are live (lock held).  One being purged stays (rare:
+            // `malloc_trim` racing the aging of another thread).
+            if a.is_null() || unsafe { (*a).info.purging } != 0 {
                 break;
             }
             // SAFETY: spare arenas are live and linked through `info.next` (lock held).
@@ -538,13 +550,78 @@ enum Purge {
     ReleasedBefore { now: u8, delay: u8 },
 }
 
-/// Decommits free slots of `a` that may hold data (pools are not decommitted one by one
+/// A run of an arena's free slots holding data, taken out of circulation for `purge`.
+#[derive(Clone, Copy)]
+struct PurgeRun {
+    arena: *mut Arena,
+    first: usize,
+    n: usize,
+}
+
+/// Runs `purge` takes out of circulation at a time.
+const PURGE_BATCH: usize = 16;
+
+/// Decommits free slots that may hold data, as `which` selects, in every arena on the
+/// lists, or in `only` alone when it is not null (pools are not decommitted one by one
 /// when released: a system call per pool would cost churny programs dearly), runs of
 /// slots in one call each.  Returns the bytes decommitted.
 ///
+/// No system call is made with the arena lock held, where it would stall every thread
+/// claiming or releasing a pool.  Under the lock, each run is taken out of circulation:
+/// its `in_use` bits are set, so no claim takes it, and the arena's `purging` count keeps
+/// the arena from being given back; the lock is released for the `madvise`; then, under
+/// the lock again, the run is put back, clean.
+fn purge(which: Purge, only: *mut Arena) -> usize {
+    let mut released = 0;
+    loop {
+        let mut runs = [PurgeRun { arena: ptr::null_mut(), first: 0, n: 0 }; PURGE_BATCH];
+        let mut count = 0;
+        {
+            let list = ARENAS.lock();
+            for head in [list.usable, list.spare] {
+                let mut a = head;
+                while !a.is_null() && count < PURGE_BATCH {
+                    // SAFETY: arenas on the lists are live; the lock is held.
+                    unsafe {
+                        if (only.is_null() || a == only) && (*a).info.dirty_free > 0 {
+                            count = take_purge_runs(a, which, &mut runs, count);
+                        }
+                        a = (*a).info.next;
+                    }
+                }
+            }
+        }
+        if count == 0 {
+            return released;
+        }
+        let mut decommitted = [false; PURGE_BATCH];
+        for (run, done) in runs[..count].iter().zip(decommitted.iter_mut()) {
+            // SAFETY: the run is out of circulation: free, and claimed by nobody until
+            // `put_back_purge_runs`.
+            *done = unsafe { os::decommit(Arena::slot_addr(run.arena, run.first), run.n * SLOT_SIZE) };
+            if *done {
+                released += run.n * SLOT_SIZE;
+            }
+        }
+        let unmap = put_back_purge_runs(&runs[..count], &decommitted);
+        for a in unmap.iter().take_while(|a| !a.is_null()) {
+            // SAFETY: the arena is on no list, not live, and holds no pool.
+            unsafe { space::give_back_arena(a.cast()) };
+        }
+        if decommitted[..count].contains(&false) {
+            // The kernel refused (locked pages): those slots keep their data; a later
+            // round retries.
+            return released;
+        }
+    }
+}
+
+/// Takes the runs of `a`'s free slots that `which` selects out of circulation, adding
+/// them to `runs` from index `count`; returns the new count.
+///
 /// # Safety
-/// The arena lock must be held (slot ownership cannot change) and `a` must be live.
-unsafe fn purge(a: *mut Arena, which: Purge) -> usize {
+/// The arena lock must be held and `a` must be live.
+unsafe fn take_purge_runs(a: *mut Arena, which: Purge, runs: &mut [PurgeRun; PURGE_BATCH], mut count: usize) -> usize {
     let eligible = move |slot: usize| {
         // SAFETY: the caller holds the lock; free entries belong to nobody.
         unsafe {
@@ -557,27 +634,64 @@ unsafe fn purge(a: *mut Arena, which: Purge) -> usize {
                 }
         }
     };
-    let mut released = 0;
     let mut slot = 1;
-    while slot < SLOTS_PER_ARENA {
+    while slot < SLOTS_PER_ARENA && count < PURGE_BATCH {
         let mut end = slot;
         while end < SLOTS_PER_ARENA && eligible(end) {
             end += 1;
         }
-        // SAFETY: the slots are free: nobody reads or writes them.
-        if end > slot && unsafe { os::decommit(Arena::slot_addr(a, slot), (end - slot) * SLOT_SIZE) } {
-            for s in slot..end {
-                // SAFETY: as above.
-                unsafe {
-                    (*Arena::entry(a, s)).dirty = false;
-                    (*a).info.dirty_free -= 1;
-                }
+        if end > slot {
+            let n = end - slot;
+            // SAFETY: the caller's guarantee.
+            unsafe {
+                set_bits(&mut (*a).info.in_use, slot, n, true);
+                (*a).info.purging += n as u16;
             }
-            released += (end - slot) * SLOT_SIZE;
+            runs[count] = PurgeRun { arena: a, first: slot, n };
+            count += 1;
         }
         slot = end + 1;
     }
-    released
+    count
+}
+
+/// Puts runs taken by `take_purge_runs` back in circulation, clean where `decommitted`.
+/// Returns the arenas this left empty that must be given back (null-terminated).
+fn put_back_purge_runs(runs: &[PurgeRun], decommitted: &[bool; PURGE_BATCH]) -> [*mut Arena; PURGE_BATCH] {
+    let mut unmap = [ptr::null_mut(); PURGE_BATCH];
+    let mut unmapped = 0;
+    let mut list = ARENAS.lock();
+    for (run, &done) in runs.iter().zip(decommitted.iter()) {
+        let a = run.arena;
+        // SAFETY: the run's arena stayed live (its `purging` count kept it); lock held.
+        unsafe {
+            if done {
+                for s in run.first..run.first + run.n {
+                    (*Arena::entry(a, s)).dirty = false;
+                }
+                (*a).info.dirty_free -= run.n as u16;
+            }
+            set_bits(&mut (*a).info.in_use, run.first, run.n, false);
+            (*a).info.purging -= run.n as u16;
+            if (*a).info.purging == 0 && (*a).info.free_slots == POOL_SLOTS && !list.is_spare(a) {
+                // Its last pool went back while the run was out: what `release_slots`
+                // would have done then.
+                list.unlink(a);
+                if list.spare_count < tunables::spare_arenas() {
+                    (*a).info.next = list.spare;
+                    list.spare = a;
+                    list.spare_count += 1;
+                } else {
+                    list.stats.current -= 1;
+                    list.stats.unmapped += 1;
+                    space::set_live(a as usize, false);
+                    unmap[unmapped] = a;
+                    unmapped += 1;
+                }
+            }
+        }
+    }
+    unmap
 }
 
 /// True when slot `slot` of `a` belongs to no pool and may hold data.
@@ -613,27 +727,18 @@ const TICKS_PER_WRAP: u64 = 256;
 /// worst a few freed just now, costing page faults later, never memory kept too long).
 pub fn age() {
     let delay_ms = tunables::purge_delay_ms() as u64;
-    let mut list = ARENAS.lock();
-    let now_ms = os::coarse_millis();
-    let since_last = now_ms.saturating_sub(list.last_aged_ms);
-    list.last_aged_ms = now_ms;
-    let which = if since_last + delay_ms >= TICKS_PER_WRAP * AGING_TICK_MS {
-        Purge::All
-    } else {
-        Purge::ReleasedBefore { now: tick_of(now_ms), delay: delay_ms.div_ceil(AGING_TICK_MS) as u8 }
-    };
-    for first in [list.usable, list.spare] {
-        let mut a = first;
-        while !a.is_null() {
-            // SAFETY: arenas on the lists are live; the lock is held.
-            unsafe {
-                if (*a).info.dirty_free > 0 {
-                    purge(a, which);
-                }
-                a = (*a).info.next;
-            }
+    let which = {
+        let mut list = ARENAS.lock();
+        let now_ms = os::coarse_millis();
+        let since_last = now_ms.saturating_sub(list.last_aged_ms);
+        list.last_aged_ms = now_ms;
+        if since_last + delay_ms >= TICKS_PER_WRAP * AGING_TICK_MS {
+            Purge::All
+        } else {
+            Purge::ReleasedBefore { now: tick_of(now_ms), delay: delay_ms.div_ceil(AGING_TICK_MS) as u8 }
         }
-    }
+    };
+    purge(which, ptr::null_mut());
 }
 
 /// A snapshot of the arena counters.

@@ -25,6 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -769,6 +770,58 @@ static void test_fork_reclaims_heaps(void)
     printf("ok (%.2f s)\n", now_s() - t0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* (h) decommitting free memory while other threads claim and fill pools     */
+/* ------------------------------------------------------------------------ */
+
+/* Free pages are decommitted (madvise) with the arena lock released, the slots held
+ * out of circulation meanwhile.  If a slot could be claimed while its pages are being
+ * dropped, a block's contents would turn to zeros: churners check every byte pattern
+ * while one thread trims in a loop. */
+enum { H_THREADS = 2, H_BLOCKS = 400, H_ROUNDS = 300 };
+static atomic_int h_stop;
+static void *h_churn(void *arg)
+{
+    uint64_t rng = 0x9E3779B97F4A7C15ULL * ((uintptr_t)arg + 1);
+    struct item *blocks = calloc(H_BLOCKS, sizeof *blocks);
+    CHECK(blocks != NULL);
+    for (int round = 0; round < H_ROUNDS; round++) {
+        for (int i = 0; i < H_BLOCKS; i++) { /* medium sizes: a pool per few blocks */
+            blocks[i].n = 600 + rnd(&rng) % 30000;
+            blocks[i].p = alloc_block(blocks[i].n);
+        }
+        for (int i = 0; i < H_BLOCKS; i++)
+            free_block(blocks[i].p, blocks[i].n); /* checks the pattern first */
+    }
+    free(blocks);
+    return NULL;
+}
+static void *h_trimmer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&h_stop)) {
+        malloc_trim(0);
+        sched_yield();
+    }
+    return NULL;
+}
+static void test_purge_races_claims(void)
+{
+    g_group = "(h) purge racing claims";
+    printf("(h) free memory decommitted while other threads claim pools ... ");
+    double t0 = now_s();
+    pthread_t churn[H_THREADS], trim;
+    atomic_store(&h_stop, 0);
+    CHECK(pthread_create(&trim, NULL, h_trimmer, NULL) == 0);
+    for (int i = 0; i < H_THREADS; i++)
+        CHECK(pthread_create(&churn[i], NULL, h_churn, (void *)(uintptr_t)i) == 0);
+    for (int i = 0; i < H_THREADS; i++)
+        CHECK(pthread_join(churn[i], NULL) == 0);
+    atomic_store(&h_stop, 1);
+    CHECK(pthread_join(trim, NULL) == 0);
+    printf("ok (%.2f s)\n", now_s() - t0);
+}
+
 int main(void)
 {
     double t0 = now_s();
@@ -787,6 +840,7 @@ int main(void)
     test_fork_reclaims_heaps();
     test_late_exit_allocations();
     test_large_realloc_race();
+    test_purge_races_claims();
     printf("ALL OK (%.2f s)\n", now_s() - t0);
     return 0;
 }
