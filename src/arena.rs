@@ -513,6 +513,31 @@ pub fn for_each_pool(mut f: impl FnMut(&PoolSnapshot)) {
     });
 }
 
+/// True when `p` is where a pool-table entry of a live arena lies: what a pointer to a
+/// pool must be before it is followed, when it comes from a heap that may be torn (a fork
+/// child's orphans, `heap.rs`).
+pub fn is_pool_entry(p: *mut Pool) -> bool {
+    let offset = p as usize & ARENA_MASK;
+    let size = core::mem::size_of::<Pool>();
+    space::in_live_arena(p as usize) && offset % size == 0 && (1..SLOTS_PER_ARENA).contains(&(offset / size))
+}
+
+/// Calls `f` with the head entry of every pool of every arena, under the arena lock.  For a
+/// fork child checking the heaps of threads that do not exist there (`heap.rs`): nothing
+/// else runs, so the entries may be read as they are.
+pub fn for_each_pool_head(mut f: impl FnMut(*mut Pool)) {
+    let _list = ARENAS.lock();
+    space::for_each_live_arena(|base| {
+        for slot in 1..SLOTS_PER_ARENA {
+            let e = Arena::entry(base as *mut Arena, slot);
+            // SAFETY: a registered arena's pool table is mapped and initialised.
+            if unsafe { (*e).kind() } == kind::HEAD {
+                f(e);
+            }
+        }
+    });
+}
+
 /// Gives the OS back what the arenas hold but do not use (for `malloc_trim`): the pages of
 /// every free slot that may hold data, and every spare arena.  Returns the bytes given back.
 pub fn trim() -> usize {
@@ -685,8 +710,11 @@ fn put_back_purge_runs(runs: &[PurgeRun], decommitted: &[bool; PURGE_BATCH]) -> 
                     list.stats.current -= 1;
                     list.stats.unmapped += 1;
                     space::set_live(a as usize, false);
-                    unmap[unmapped] = a;
-                    unmapped += 1;
+                    // One arena per run at most, so there is room (`get_mut`: no panic path).
+                    if let Some(entry) = unmap.get_mut(unmapped) {
+                        *entry = a;
+                        unmapped += 1;
+                    }
                 }
             }
         }

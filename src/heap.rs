@@ -232,9 +232,16 @@ pub unsafe fn reclaim_orphans_after_fork(mine: *mut Heap) -> usize {
     let consistent = |link: *mut Link| {
         let h = Heap::of_link(link);
         // SAFETY: the child's only thread; registry memory of a heap that was carved: it is
-        // initialised if its `remote` points to its own stack (written last but for
-        // fields that read as valid when zero), and then readable throughout.
-        unsafe { (*h).remote == Heap::remote_of(h) && !(*h).collecting && (*h).is_valid_within(&mut budget) }
+        // initialised if its `remote` points to its own stack and its countdown is not 0
+        // (written after everything else but fields that read as valid when zero), and
+        // then readable throughout.
+        unsafe {
+            (*h).remote == Heap::remote_of(h)
+                && (*h).maintenance_countdown != 0
+                && !(*h).collecting
+                && (*h).is_valid_within(&mut budget)
+                && (*h).owned_pools_are_consistent(&mut budget)
+        }
     };
     // SAFETY: the caller's guarantee.
     unsafe { registry::reclaim_orphans(HEAP_STRIDE, link_offset, mine, consistent) }
@@ -741,10 +748,46 @@ impl Heap {
     }
 
     /// Checks the list invariants of every class (tests, and a fork child's orphans: see
-    /// `reclaim_orphans_after_fork`).  Bounded: a torn list that loops fails.
+    /// `reclaim_orphans_after_fork`).  Bounded: a torn list that loops fails; and no pool
+    /// pointer is followed before it is known to lie in a live arena (a torn list may name
+    /// a pool whose arena has gone back to the OS).
     pub fn is_valid(&self) -> bool {
         let mut unbounded = usize::MAX;
         self.is_valid_within(&mut unbounded)
+    }
+
+    /// True when every pool that names this heap its owner is where its state says: a
+    /// *used* pool on its class's list (`is_valid` checks those), a *full* one whole
+    /// (`Pool::is_valid`).  A thread stopped halfway through moving a pool between the two
+    /// (or through claiming one) leaves a pool owned but on no list, which this finds: the
+    /// lists alone do not show it.  For a fork child's orphans (`reclaim_orphans_after_fork`),
+    /// within the same `budget`.
+    fn owned_pools_are_consistent(&self, budget: &mut usize) -> bool {
+        let me = Heap::owner_id(self);
+        let mut on_lists = 0usize;
+        for class in 0..CLASSES {
+            on_lists += self.used_pool_count(class);
+        }
+        let mut used_found = 0usize;
+        let mut whole = true;
+        arena::for_each_pool_head(|p| {
+            // SAFETY: a live pool head; in the fork child nothing else runs.
+            let pool = unsafe { &*p };
+            if !whole || pool.owner() != me {
+                return;
+            }
+            if *budget == 0 {
+                whole = false;
+                return;
+            }
+            *budget -= 1;
+            match pool.state {
+                state::USED => used_found += 1,
+                state::FULL => whole &= pool.is_valid_within(budget),
+                _ => whole = false,
+            }
+        });
+        whole && used_found == on_lists
     }
 
     /// `is_valid`, giving up (false) once it has looked at `budget` pools and blocks in
@@ -762,7 +805,7 @@ impl Heap {
             let mut steps = 0usize;
             while p != empty_pool() && !p.is_null() {
                 steps += 1;
-                if steps > MAX_POOLS || *budget == 0 {
+                if steps > MAX_POOLS || *budget == 0 || !arena::is_pool_entry(p) {
                     return false;
                 }
                 *budget -= 1;
@@ -784,8 +827,11 @@ impl Heap {
                 return false;
             }
             let kept = self.kept_empty[class];
-            // SAFETY: a kept pool is a live pool of ours (checked, not trusted).
-            if !kept.is_null() && unsafe { (*kept).kind() != crate::pool::kind::HEAD || (*kept).owner() != Heap::owner_id(self) } {
+            // SAFETY: read only once it is known to lie in a live arena's pool table.
+            if !kept.is_null()
+                && (!arena::is_pool_entry(kept)
+                    || unsafe { (*kept).kind() != crate::pool::kind::HEAD || (*kept).owner() != Heap::owner_id(self) })
+            {
                 return false;
             }
         }

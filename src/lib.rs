@@ -46,7 +46,7 @@
 //!
 //! ## What happens on malloc / free
 //! `malloc(n)` finds the class of `n` and the thread's heap (an initial-exec thread-local
-//! word, see `os::thread_word`), then pops a block off the free list of the first pool in
+//! word, see `thread::heap_word`), then pops a block off the free list of the first pool in
 //! the heap's `usedpools[class]`: no lock, no atomic operation, no call.  Free-list links
 //! are encoded with a per-process secret and checked before they are followed
 //! (`link::Link`), so a write into a freed block is caught, not obeyed.  When that list is

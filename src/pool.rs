@@ -558,7 +558,7 @@ impl Pool {
     /// `is_valid`, giving up (false) once it has looked at `budget` blocks in all: the
     /// budget is shared by the checks of many pools (`heap::reclaim_orphans_after_fork`).
     pub fn is_valid_within(&self, budget: &mut usize) -> bool {
-        if self.kind() != kind::HEAD || self.block_size() == 0 {
+        if self.kind() != kind::HEAD || self.class() >= CLASSES || self.block_size() == 0 {
             return false;
         }
         let cap = self.capacity();
