@@ -296,7 +296,18 @@ impl ArenaList {
             if (*a).info.free_slots < POOL_SLOTS || (*a).info.purging != 0 {
                 return false;
             }
-            // Every pool is empty: keep it as a spare, or give it back.
+            self.retire_empty(a)
+        }
+    }
+
+    /// `a`, on `usable`, holds no pool any more: keeps it as a spare, or takes it off the
+    /// lists and returns true, for the caller to give back to the OS.
+    ///
+    /// # Safety
+    /// `a` must be on `usable`, with every slot free and none out for purging.
+    unsafe fn retire_empty(&mut self, a: *mut Arena) -> bool {
+        // SAFETY: the caller's guarantee; the lock is held.
+        unsafe {
             self.unlink(a);
             if self.spare_count < tunables::spare_arenas() {
                 (*a).info.next = self.spare;
@@ -304,10 +315,10 @@ impl ArenaList {
                 self.spare_count += 1;
                 return false;
             }
-            self.stats.current -= 1;
-            self.stats.unmapped += 1;
-            true
         }
+        self.stats.current -= 1;
+        self.stats.unmapped += 1;
+        true
     }
 
     /// True when `a` is on the spare list.
@@ -698,23 +709,14 @@ fn put_back_purge_runs(runs: &[PurgeRun], decommitted: &[bool; PURGE_BATCH]) -> 
             }
             set_bits(&mut (*a).info.in_use, run.first, run.n, false);
             (*a).info.purging -= run.n as u16;
-            if (*a).info.purging == 0 && (*a).info.free_slots == POOL_SLOTS && !list.is_spare(a) {
-                // Its last pool went back while the run was out: what `release_slots`
-                // would have done then.
-                list.unlink(a);
-                if list.spare_count < tunables::spare_arenas() {
-                    (*a).info.next = list.spare;
-                    list.spare = a;
-                    list.spare_count += 1;
-                } else {
-                    list.stats.current -= 1;
-                    list.stats.unmapped += 1;
-                    space::set_live(a as usize, false);
-                    // One arena per run at most, so there is room (`get_mut`: no panic path).
-                    if let Some(entry) = unmap.get_mut(unmapped) {
-                        *entry = a;
-                        unmapped += 1;
-                    }
+            // Its last pool went back while the run was out: what `release_slots` would
+            // have done then.
+            if (*a).info.purging == 0 && (*a).info.free_slots == POOL_SLOTS && !list.is_spare(a) && list.retire_empty(a) {
+                space::set_live(a as usize, false);
+                // One arena per run at most, so there is room (`get_mut`: no panic path).
+                if let Some(entry) = unmap.get_mut(unmapped) {
+                    *entry = a;
+                    unmapped += 1;
                 }
             }
         }
