@@ -54,8 +54,7 @@ pub fn alloc_direct(index: usize, miss: impl FnOnce(*mut heap::Heap) -> *mut u8)
 
 /// `alloc_direct`'s miss on `heap`, an attached heap (the caller tells the unattached one
 /// apart: `thread::is_unattached`): that heap's slow path.
-#[cold]
-#[inline(never)]
+#[inline]
 pub fn alloc_direct_miss(heap: *mut heap::Heap, index: usize) -> *mut u8 {
     // SAFETY: the calling thread's own heap (the caller's guarantee).
     unsafe { (*heap).alloc_direct_miss(index) }

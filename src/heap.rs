@@ -417,8 +417,9 @@ impl Heap {
     }
 
     /// `alloc_direct`'s miss on an attached heap: the slow path of the class of `index`.
-    #[cold]
-    #[inline(never)]
+    /// Inlined into the front's cold miss path (`alloc::malloc_direct_miss`), so the miss
+    /// is one call, not a chain of them, before `alloc_slow`.
+    #[inline]
     pub fn alloc_direct_miss(&mut self, index: usize) -> *mut u8 {
         let class = match DIRECT_CLASS.get(index) {
             Some(&class) => class as usize,
