@@ -122,6 +122,14 @@ pub fn free(p: *mut u8) {
 /// block start (`heap::free_target`); everything else takes `free_uncommon`.
 #[inline(always)]
 pub fn free_api(p: *mut u8, api: Api, func: &str) {
+    free_block_or(p, func, |p| free_uncommon(p, api, func))
+}
+
+/// `free`'s fast path, shared by every free function of the C and Python families: a
+/// block of a pool, at a block start, goes to its pool (ours) or its owner's remote stack;
+/// anything else (null included) goes to `otherwise`, the caller's cold path.
+#[inline(always)]
+pub fn free_block_or(p: *mut u8, func: &str, otherwise: impl FnOnce(*mut u8)) {
     // The unattached heap when the thread has none: it owns no pool (see `free_in_pool`).
     let me = thread::heap_word();
     match heap::free_target(p, me) {
@@ -130,7 +138,7 @@ pub fn free_api(p: *mut u8, api: Api, func: &str) {
         FreeTarget::Local(pool) => unsafe { (*me).free_local(pool, p.cast::<Block>(), func) },
         // SAFETY: heaps are never unmapped; `p` starts a block of a pool of `owner`.
         FreeTarget::Remote(owner) => unsafe { (*heap::Heap::remote_of(owner)).push(p.cast::<Block>()) },
-        FreeTarget::Neither => free_uncommon(p, api, func),
+        FreeTarget::Neither => otherwise(p),
     }
 }
 

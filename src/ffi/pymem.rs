@@ -70,12 +70,17 @@ struct Domain {
 }
 
 impl Domain {
-    /// The API family debug mode records for this domain.
-    fn api(&self) -> Api {
-        match self.id {
-            0 => Api::Raw,
-            1 => Api::Mem,
-            _ => Api::Obj,
+    /// The API family debug mode records for this domain.  Told by address, not by `id`:
+    /// on the inlined fast paths the domain is a known static, and this folds to a constant
+    /// (a field of a static with atomics in it is a load).
+    #[inline(always)]
+    fn api(&'static self) -> Api {
+        if ptr::eq(self, &RAW) {
+            Api::Raw
+        } else if ptr::eq(self, &MEM) {
+            Api::Mem
+        } else {
+            Api::Obj
         }
     }
 }
@@ -163,7 +168,21 @@ pub fn resolve_next_definitions() {
 /// CPython refuses sizes above PY_SSIZE_T_MAX.
 const PY_SSIZE_T_MAX: usize = isize::MAX as usize;
 
-fn py_malloc(d: &Domain, size: usize) -> *mut c_void {
+/// The fast path of every `*_Malloc`: inlined into each, so that the domain is a constant
+/// and, with no hook installed, the call costs one byte compare more than `malloc`.
+/// A size of 0 is served as `malloc(0)` serves it (a unique minimal block), and a size
+/// above `PY_SSIZE_T_MAX` fails on the slow path (`MAX_REQUEST` is the same bound).
+#[inline(always)]
+fn py_malloc(d: &'static Domain, size: usize) -> *mut c_void {
+    if d.hook.load(Ordering::Relaxed) != HOOK_NONE {
+        return py_malloc_hooked_or_unknown(d, size);
+    }
+    alloc::malloc_api(size, d.api()).cast()
+}
+
+#[cold]
+#[inline(never)]
+fn py_malloc_hooked_or_unknown(d: &'static Domain, size: usize) -> *mut c_void {
     if d.hooked() {
         if let Some(f) = d.malloc.get() {
             // SAFETY: libpython's definition of this very function.
@@ -176,7 +195,7 @@ fn py_malloc(d: &Domain, size: usize) -> *mut c_void {
     alloc::malloc_api(size.max(1), d.api()).cast()
 }
 
-fn py_calloc(d: &Domain, nelem: usize, elsize: usize) -> *mut c_void {
+fn py_calloc(d: &'static Domain, nelem: usize, elsize: usize) -> *mut c_void {
     if d.hooked() {
         if let Some(f) = d.calloc.get() {
             // SAFETY: libpython's definition of this very function.
@@ -189,7 +208,7 @@ fn py_calloc(d: &Domain, nelem: usize, elsize: usize) -> *mut c_void {
     }
 }
 
-fn py_realloc(d: &Domain, p: *mut c_void, size: usize, func: &str) -> *mut c_void {
+fn py_realloc(d: &'static Domain, p: *mut c_void, size: usize, func: &str) -> *mut c_void {
     if d.hooked() || (!p.is_null() && !alloc::owns(p.cast())) {
         // Through the hook, or libpython's own block: libpython's realloc.
         let Some(f) = d.realloc.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
@@ -205,20 +224,33 @@ fn py_realloc(d: &Domain, p: *mut c_void, size: usize, func: &str) -> *mut c_voi
     alloc::realloc_api(p.cast(), size.max(1), d.api(), func).cast()
 }
 
-fn py_free(d: &Domain, p: *mut c_void, func: &str) {
+/// The fast path of every `*_Free`, inlined into each as `py_malloc` is: with no hook
+/// installed, a block of one of our pools is freed as `free` frees it.  Null, our large
+/// and debug blocks, libpython's own blocks and hooked domains take `py_free_uncommon`.
+#[inline(always)]
+fn py_free(d: &'static Domain, p: *mut c_void, func: &'static str) {
+    if d.hook.load(Ordering::Relaxed) != HOOK_NONE {
+        return py_free_uncommon(d, p.cast(), func);
+    }
+    alloc::free_block_or(p.cast(), func, |p| py_free_uncommon(d, p, func));
+}
+
+#[cold]
+#[inline(never)]
+fn py_free_uncommon(d: &'static Domain, p: *mut u8, func: &'static str) {
     if p.is_null() {
         return;
     }
-    if !d.hooked() && alloc::owns(p.cast()) {
-        alloc::free_api(p.cast(), d.api(), func);
+    if !d.hooked() && alloc::owns(p) {
+        alloc::free_api(p, d.api(), func);
         return;
     }
     // Through the hook, or libpython's own block: libpython's free.  (A block of ours that
     // reaches a hook's free is passed on by the hook to the allocator underneath, which
     // ends in our `free`.)
-    let Some(f) = d.free.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
+    let Some(f) = d.free.get() else { diag::misuse(func, p, "pointer not allocated by arenalloc") };
     // SAFETY: libpython's definition of this very function.
-    unsafe { core::mem::transmute::<usize, FreeFn>(f)(p) }
+    unsafe { core::mem::transmute::<usize, FreeFn>(f)(p.cast()) }
 }
 
 static NEXT_GET_ALLOCATED_BLOCKS: Next = Next::new(b"_Py_GetAllocatedBlocks\0");
