@@ -95,7 +95,18 @@ pub fn calloc(size: usize) -> *mut u8 {
 
 /// `calloc` on behalf of API family `api`.
 pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
-    if size.wrapping_sub(1) < init::fast_limit() {
+    // Up to `DIRECT_MAX`, `malloc`'s direct path and a short clear beat finding the class
+    // and asking whether the block is fresh memory.
+    let s = size.wrapping_sub(1);
+    if s < DIRECT_MAX {
+        let p = dispatch::alloc_direct(s >> 4, |heap| malloc_direct_miss(heap, size, api));
+        if !p.is_null() {
+            // SAFETY: a new block of at least `size` bytes.
+            unsafe { ptr::write_bytes(p, 0, size) };
+        }
+        return p;
+    }
+    if s < init::fast_limit() {
         return alloc_class(class_of(size), true);
     }
     malloc_slow(size, api, true)
@@ -211,7 +222,19 @@ pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
             have
         }
     };
-    let q = core_malloc(size);
+    // A block that grows is given room to grow more (a quarter, as tcmalloc does): code that
+    // grows a buffer a little at a time (CPython's lists grow by an eighth) then copies it
+    // a few times, not once per size class crossed.  A failed grant falls back to `size`.
+    let q = if size > old {
+        let roomy = core_malloc(size.saturating_add(old / 4).min(MAX_REQUEST));
+        if roomy.is_null() {
+            core_malloc(size)
+        } else {
+            roomy
+        }
+    } else {
+        core_malloc(size)
+    };
     if q.is_null() {
         return q;
     }

@@ -445,6 +445,24 @@ static void test_realloc_semantics(void)
     CHECK_PAT(p, 999, 2);
     free(p);
 
+    /* A block that grows gets room for a quarter more, so growing by small steps
+     * (CPython's lists grow by an eighth) moves it only now and then. */
+    p = malloc(opaque_size(3000));
+    CHECK(p != NULL);
+    fill_pat(p, 3000, 4);
+    size_t had = malloc_usable_size(p);
+    void *grown = realloc(p, opaque_size(had + 1));
+    CHECK(grown != NULL);
+    CHECK_PAT(grown, 3000, 4);
+    CHECKF(malloc_usable_size(grown) >= had + had / 4,
+           "grew %zu -> %zu bytes usable, want at least %zu", had,
+           malloc_usable_size(grown), had + had / 4);
+    void *again = realloc(grown, opaque_size(had + had / 8));
+    CHECKF(again == grown, "growth within the room moved the block (%p -> %p)",
+           grown, again);
+    CHECK_PAT(again, 3000, 4);
+    free(again);
+
     /* reallocarray: NULL behaves like malloc, normal growth keeps content. */
     int *a = reallocarray(NULL, opaque_size(10), sizeof(int));
     CHECK(a != NULL && is_aligned(a, 16));
