@@ -186,7 +186,76 @@ pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
 }
 
 /// `realloc` for the function `func` of API family `api` (named in diagnostics).
+///
+/// The common case, a block of one of the calling thread's own pools, is found as `free`
+/// finds it (`heap::free_target`) and, when it stays, returned with no stack frame set up;
+/// a block that moves takes `realloc_move`, everything else `realloc_uncommon`.
+#[inline(always)]
 pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
+    realloc_block_or(p, size, func, |p| realloc_uncommon(p, size, api, func))
+}
+
+/// `realloc`'s fast path, shared by the C and Python families: a block of one of the
+/// calling thread's own pools (and a size up to `MAX_REQUEST`) stays or moves here;
+/// anything else goes to `otherwise`, the caller's other path.
+#[inline(always)]
+pub fn realloc_block_or(p: *mut u8, size: usize, func: &str, otherwise: impl FnOnce(*mut u8) -> *mut u8) -> *mut u8 {
+    let me = thread::heap_word();
+    match heap::free_target(p, me) {
+        FreeTarget::Local(pool) if size <= MAX_REQUEST => {
+            check_not_free(pool, p, func);
+            // SAFETY: `free_target` returns live pool heads of ours.
+            let (have, class) = unsafe { ((*pool).block_size() as usize, (*pool).class()) };
+            if fits_in_place(size, have, class) {
+                return p;
+            }
+            realloc_move(me, pool, p, size, have, func)
+        }
+        _ => otherwise(p),
+    }
+}
+
+/// Moves `p`, a block of `have` bytes of `me`'s own `pool`, to a new block for `size`.
+#[inline(never)]
+fn realloc_move(me: *mut heap::Heap, pool: *mut crate::pool::Pool, p: *mut u8, size: usize, have: usize, func: &str) -> *mut u8 {
+    let q = core_malloc(grown_size(size, have));
+    let q = if q.is_null() && size > have { core_malloc(size) } else { q };
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live, distinct, and at least min(have, size) long.
+    unsafe { ptr::copy_nonoverlapping(p, q, have.min(size)) };
+    // SAFETY: `me` owns the pool (so it is the calling thread's heap) and `p` is a carved
+    // block of it, checked not free by the caller.
+    unsafe { (*me).free_local(pool, p.cast::<Block>(), func) };
+    q
+}
+
+/// A pool block of `have` bytes and class `class` serves a `realloc` to `size` as it is
+/// when it fits and is not more than twice what is asked (or when a new block would be of
+/// the same class anyway).
+#[inline(always)]
+fn fits_in_place(size: usize, have: usize, class: usize) -> bool {
+    size <= have && (size >= have / 2 || class_of(size) == class)
+}
+
+/// The size to allocate when a block of `have` bytes moves for a `realloc` to `size`: a
+/// block that grows is given room to grow more (a quarter, as tcmalloc does), so that code
+/// growing a buffer a little at a time (CPython's lists grow by an eighth) copies it a few
+/// times, not once per size class crossed.  The caller retries with `size` on failure.
+#[inline(always)]
+fn grown_size(size: usize, have: usize) -> usize {
+    if size > have {
+        size.saturating_add(have / 4).min(MAX_REQUEST)
+    } else {
+        size
+    }
+}
+
+/// `realloc` of anything but a block of the caller's own pools: other threads' blocks,
+/// large and debug blocks, sizes beyond `MAX_REQUEST`, and misuse.
+#[inline(never)]
+fn realloc_uncommon(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
     let owner = owner_of(p, func, debug::enabled());
     if let Owner::Interior = owner {
         if size > MAX_REQUEST {
@@ -205,9 +274,7 @@ pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
         Owner::Pool(pool) => {
             // SAFETY: live pool head.
             let (have, class) = unsafe { ((*pool).block_size() as usize, (*pool).class()) };
-            // Keep the block when it fits and is not more than twice what is asked (or
-            // when a new block would be of the same class anyway).
-            if size <= have && (size >= have / 2 || class_of(size) == class) {
+            if fits_in_place(size, have, class) {
                 return p;
             }
             have
@@ -222,19 +289,8 @@ pub fn realloc_api(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
             have
         }
     };
-    // A block that grows is given room to grow more (a quarter, as tcmalloc does): code that
-    // grows a buffer a little at a time (CPython's lists grow by an eighth) then copies it
-    // a few times, not once per size class crossed.  A failed grant falls back to `size`.
-    let q = if size > old {
-        let roomy = core_malloc(size.saturating_add(old / 4).min(MAX_REQUEST));
-        if roomy.is_null() {
-            core_malloc(size)
-        } else {
-            roomy
-        }
-    } else {
-        core_malloc(size)
-    };
+    let q = core_malloc(grown_size(size, old));
+    let q = if q.is_null() && size > old { core_malloc(size) } else { q };
     if q.is_null() {
         return q;
     }

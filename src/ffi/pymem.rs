@@ -208,12 +208,24 @@ fn py_calloc(d: &'static Domain, nelem: usize, elsize: usize) -> *mut c_void {
     }
 }
 
-fn py_realloc(d: &'static Domain, p: *mut c_void, size: usize, func: &str) -> *mut c_void {
-    if d.hooked() || (!p.is_null() && !alloc::owns(p.cast())) {
+/// The fast path of every `*_Realloc`, inlined into each as `py_malloc` is: with no hook
+/// installed, a block of one of the calling thread's pools is resized as `realloc` would.
+#[inline(always)]
+fn py_realloc(d: &'static Domain, p: *mut c_void, size: usize, func: &'static str) -> *mut c_void {
+    if d.hook.load(Ordering::Relaxed) != HOOK_NONE || p.is_null() {
+        return py_realloc_uncommon(d, p.cast(), size, func);
+    }
+    alloc::realloc_block_or(p.cast(), size.max(1), func, |p| py_realloc_uncommon(d, p, size, func).cast()).cast()
+}
+
+#[cold]
+#[inline(never)]
+fn py_realloc_uncommon(d: &'static Domain, p: *mut u8, size: usize, func: &'static str) -> *mut c_void {
+    if d.hooked() || (!p.is_null() && !alloc::owns(p)) {
         // Through the hook, or libpython's own block: libpython's realloc.
-        let Some(f) = d.realloc.get() else { diag::misuse(func, p.cast(), "pointer not allocated by arenalloc") };
+        let Some(f) = d.realloc.get() else { diag::misuse(func, p, "pointer not allocated by arenalloc") };
         // SAFETY: libpython's definition of this very function.
-        return unsafe { core::mem::transmute::<usize, ReallocFn>(f)(p, size) };
+        return unsafe { core::mem::transmute::<usize, ReallocFn>(f)(p.cast(), size) };
     }
     if p.is_null() {
         return py_malloc(d, size);
@@ -221,7 +233,7 @@ fn py_realloc(d: &'static Domain, p: *mut c_void, size: usize, func: &str) -> *m
     if size > PY_SSIZE_T_MAX {
         return ptr::null_mut();
     }
-    alloc::realloc_api(p.cast(), size.max(1), d.api(), func).cast()
+    alloc::realloc_api(p, size.max(1), d.api(), func).cast()
 }
 
 /// The fast path of every `*_Free`, inlined into each as `py_malloc` is: with no hook
