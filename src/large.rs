@@ -18,9 +18,9 @@
 //! huge pages and, for `malloc`, are advised to use them (`mapping_len`).
 //!
 //! Freed mappings up to 64 MiB are kept, resident, in a small lock-free cache (see
-//! `cache`).  A new block takes a cached mapping of about its size as it is, or else the
-//! resident one closest in size, resized with `mremap` (`reuse_resized`): only the pages
-//! it grows by are faulted in.  Resident cached memory goes back to the OS after the purge
+//! `cache`).  A new block takes a cached mapping of about its size (up to 1.5×) as it is,
+//! or else the resident one closest in size, resized with `mremap` (`reuse_resized`): only
+//! the pages it grows by are faulted in.  Resident cached memory goes back to the OS after the purge
 //! delay, as free pool slots do.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -124,15 +124,18 @@ mod cache {
         (entry & !ARENA_MASK, len_of(entry), dirty)
     }
 
-    /// Takes a cached mapping of at least `len` bytes and at most an eighth more, to use
-    /// as it is; returns its base, length and whether it is dirty.  (Anything bigger is
-    /// better shrunk to size, `take_dirty_nearest`: the excess would stay resident as long
-    /// as the block lives, and `malloc_usable_size` would report up to twice the request.)
+    /// Takes a cached mapping of at least `len` bytes and at most half as much again, to
+    /// use as it is; returns its base, length and whether it is dirty.  (Anything bigger is
+    /// shrunk to size, `take_dirty_nearest`.)  The excess stays resident while the block
+    /// lives, but shrinking with `mremap` drops pages that the next, bigger block faults in
+    /// again (zeroing them, in 2 MiB huge pages): measured 2026-12-02, allowing half
+    /// instead of an eighth made bench/bigbuf (5–25 MiB buffers) 1.5× and churn with 0.5%
+    /// blocks of 1–8 MiB 1.25× as fast, for 3.5% and 0.1% more peak RSS.
     pub fn take(len: usize) -> Option<(usize, usize, bool)> {
         for s in SLOT.iter() {
             let entry = s.load(Ordering::Relaxed);
             let have = len_of(entry);
-            if entry != 0 && have >= len && have - len <= len / 8
+            if entry != 0 && have >= len && have - len <= len / 2
                 && s.compare_exchange(entry, 0, Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
                 return Some(took(entry));
