@@ -7,7 +7,7 @@ set logscale y 2
 set grid ytics
 set key outside right top vertical
 set xtics rotate by -35 font ',10'
-set multiplot layout 3,1 title 'AMD EPYC, 2 CPUs, 2026-12-02 18:04 UTC, median of 5 interleaved rounds' font ',11'
+set multiplot layout 3,1 title 'AMD EPYC, 2 CPUs, 2026-12-02 18:46 UTC, median of 5 interleaved rounds' font ',11'
 set title 'speed relative to glibc, wall clock (higher is better)'
 set ylabel '× glibc (log scale)'
 set yrange [0.08839:19.03]
@@ -22,7 +22,7 @@ plot 'bench/results/chart.dat' using 2:xtic(1) title 'glibc' lc rgb '#9e9e9e', \
 
 set title 'speed relative to glibc, per CPU second (higher is better)'
 set ylabel '× glibc (log scale)'
-set yrange [0.08839:19.03]
+set yrange [0.08839:9.514]
 plot 'bench/results/chart.dat' using 18:xtic(1) title 'glibc' lc rgb '#9e9e9e', \
      'bench/results/chart.dat' using 19:xtic(1) title 'jemalloc' lc rgb '#1f77b4', \
      'bench/results/chart.dat' using 20:xtic(1) title 'tcmalloc' lc rgb '#2ca02c', \
