@@ -862,15 +862,23 @@ impl Heap {
                 return false;
             }
             let kept = self.kept_empty[class];
-            // SAFETY: read only once it is known to lie in a live arena's pool table.
-            if !kept.is_null()
-                && (!arena::is_pool_entry(kept)
-                    || unsafe { (*kept).kind() != crate::pool::kind::HEAD || (*kept).owner() != Heap::owner_id(self) })
-            {
+            if !kept.is_null() && !self.is_own_pool_head(kept) {
+                return false;
+            }
+            let recent = self.recent[class];
+            if recent != empty_pool() && !self.is_own_pool_head(recent) {
                 return false;
             }
         }
         true
+    }
+
+    /// True when `p` is the head entry of a pool in a live arena, owned by this heap
+    /// (for `is_valid_within`: `p` may be anything).
+    fn is_own_pool_head(&self, p: *mut Pool) -> bool {
+        // SAFETY: read only once it is known to lie in a live arena's pool table.
+        arena::is_pool_entry(p)
+            && unsafe { (*p).kind() == crate::pool::kind::HEAD && (*p).owner() == Heap::owner_id(self) }
     }
 }
 
