@@ -94,6 +94,7 @@ pub fn calloc(size: usize) -> *mut u8 {
 }
 
 /// `calloc` on behalf of API family `api`.
+#[inline(always)]
 pub fn calloc_api(size: usize, api: Api) -> *mut u8 {
     // Up to `DIRECT_MAX`, `malloc`'s direct path and a short clear beat finding the class
     // and asking whether the block is fresh memory.

@@ -195,17 +195,35 @@ fn py_malloc_hooked_or_unknown(d: &'static Domain, size: usize) -> *mut c_void {
     alloc::malloc_api(size.max(1), d.api()).cast()
 }
 
+/// The fast path of every `*_Calloc`, inlined into each as `py_malloc` is.
+#[inline(always)]
 fn py_calloc(d: &'static Domain, nelem: usize, elsize: usize) -> *mut c_void {
+    if d.hook.load(Ordering::Relaxed) != HOOK_NONE {
+        return py_calloc_hooked_or_unknown(d, nelem, elsize);
+    }
+    py_calloc_unhooked(d, nelem, elsize)
+}
+
+/// `calloc` of `nelem * elsize` bytes on our heap, with CPython's rules (overflow and sizes
+/// above `PY_SSIZE_T_MAX` fail, 0 bytes give a minimal block).
+#[inline(always)]
+fn py_calloc_unhooked(d: &'static Domain, nelem: usize, elsize: usize) -> *mut c_void {
+    match nelem.checked_mul(elsize) {
+        Some(total) if total <= PY_SSIZE_T_MAX => alloc::calloc_api(total.max(1), d.api()).cast(),
+        _ => ptr::null_mut(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn py_calloc_hooked_or_unknown(d: &'static Domain, nelem: usize, elsize: usize) -> *mut c_void {
     if d.hooked() {
         if let Some(f) = d.calloc.get() {
             // SAFETY: libpython's definition of this very function.
             return unsafe { core::mem::transmute::<usize, CallocFn>(f)(nelem, elsize) };
         }
     }
-    match nelem.checked_mul(elsize) {
-        Some(total) if total <= PY_SSIZE_T_MAX => alloc::calloc_api(total.max(1), d.api()).cast(),
-        _ => ptr::null_mut(),
-    }
+    py_calloc_unhooked(d, nelem, elsize)
 }
 
 /// The fast path of every `*_Realloc`, inlined into each as `py_malloc` is: with no hook
