@@ -219,16 +219,25 @@ pub fn realloc_block_or(p: *mut u8, size: usize, func: &str, otherwise: impl FnO
 /// Moves `p`, a block of `have` bytes of `me`'s own `pool`, to a new block for `size`.
 #[inline(never)]
 fn realloc_move(me: *mut heap::Heap, pool: *mut crate::pool::Pool, p: *mut u8, size: usize, have: usize, func: &str) -> *mut u8 {
+    let q = copy_to_new_block(p, have, size);
+    if !q.is_null() {
+        // SAFETY: `me` owns the pool (so it is the calling thread's heap) and `p` is a
+        // carved block of it, checked not free by the caller.
+        unsafe { (*me).free_local(pool, p.cast::<Block>(), func) };
+    }
+    q
+}
+
+/// A new block for a `realloc` of `p` (`have` bytes) to `size`, with room to grow
+/// (`grown_size`, or exactly `size` when that fails), holding `p`'s first
+/// `min(have, size)` bytes; null when out of memory.  The caller frees `p`.
+fn copy_to_new_block(p: *mut u8, have: usize, size: usize) -> *mut u8 {
     let q = core_malloc(grown_size(size, have));
     let q = if q.is_null() && size > have { core_malloc(size) } else { q };
-    if q.is_null() {
-        return q;
+    if !q.is_null() {
+        // SAFETY: both blocks are live, distinct, and at least min(have, size) long.
+        unsafe { ptr::copy_nonoverlapping(p, q, have.min(size)) };
     }
-    // SAFETY: both blocks are live, distinct, and at least min(have, size) long.
-    unsafe { ptr::copy_nonoverlapping(p, q, have.min(size)) };
-    // SAFETY: `me` owns the pool (so it is the calling thread's heap) and `p` is a carved
-    // block of it, checked not free by the caller.
-    unsafe { (*me).free_local(pool, p.cast::<Block>(), func) };
     q
 }
 
@@ -243,7 +252,8 @@ fn fits_in_place(size: usize, have: usize, class: usize) -> bool {
 /// The size to allocate when a block of `have` bytes moves for a `realloc` to `size`: a
 /// block that grows is given room to grow more (a quarter, as tcmalloc does), so that code
 /// growing a buffer a little at a time (CPython's lists grow by an eighth) copies it a few
-/// times, not once per size class crossed.  The caller retries with `size` on failure.
+/// times, not once per size class crossed.  `copy_to_new_block` retries with `size` on
+/// failure.
 #[inline(always)]
 fn grown_size(size: usize, have: usize) -> usize {
     if size > have {
@@ -290,14 +300,10 @@ fn realloc_uncommon(p: *mut u8, size: usize, api: Api, func: &str) -> *mut u8 {
             have
         }
     };
-    let q = core_malloc(grown_size(size, old));
-    let q = if q.is_null() && size > old { core_malloc(size) } else { q };
-    if q.is_null() {
-        return q;
+    let q = copy_to_new_block(p, old, size);
+    if !q.is_null() {
+        dispatch::free_owned(owner, p, func);
     }
-    // SAFETY: both blocks are live, distinct, and at least min(old, size) bytes long.
-    unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
-    dispatch::free_owned(owner, p, func);
     q
 }
 

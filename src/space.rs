@@ -230,8 +230,6 @@ pub unsafe fn give_back_arena(base: *mut u8) {
     }
 }
 
-/// Marks the arena at `base` live (`true`, once initialised) or not (`false`, before it is
-/// given back), for `for_each_live_arena`.  Called under the arena lock.
 /// True when `addr` lies in an arena that is live (committed and registered by the arena
 /// layer, `set_live`): one whose memory may be read.
 pub fn in_live_arena(addr: usize) -> bool {
@@ -242,6 +240,8 @@ pub fn in_live_arena(addr: usize) -> bool {
     LIVE[(place / 64) & (MAX_ARENAS / 64 - 1)].load(Ordering::Acquire) >> (place % 64) & 1 == 1
 }
 
+/// Marks the arena at `base` live (`true`, once initialised) or not (`false`, before it is
+/// given back), for `for_each_live_arena`.  Called under the arena lock.
 pub fn set_live(base: usize, live: bool) {
     let place = (base - RANGE.start.load(Ordering::Relaxed)) >> ARENA_SHIFT;
     let word = &LIVE[(place / 64) & (MAX_ARENAS / 64 - 1)];

@@ -134,6 +134,13 @@ impl Domain {
         }
     }
 
+    /// True when the domain is known to have no hook: the fast paths' one test (a byte
+    /// compare).  False when hooked or not yet asked (`hooked` then finds out).
+    #[inline(always)]
+    fn known_unhooked(&self) -> bool {
+        self.hook.load(Ordering::Relaxed) == HOOK_NONE
+    }
+
     /// Asks libpython which allocator the domain has now.
     fn refresh(&self) -> bool {
         let hooked = match NEXT_GET_ALLOCATOR.get() {
@@ -174,7 +181,7 @@ const PY_SSIZE_T_MAX: usize = isize::MAX as usize;
 /// above `PY_SSIZE_T_MAX` fails on the slow path (`MAX_REQUEST` is the same bound).
 #[inline(always)]
 fn py_malloc(d: &'static Domain, size: usize) -> *mut c_void {
-    if d.hook.load(Ordering::Relaxed) != HOOK_NONE {
+    if !d.known_unhooked() {
         return py_malloc_hooked_or_unknown(d, size);
     }
     alloc::malloc_api(size, d.api()).cast()
@@ -198,7 +205,7 @@ fn py_malloc_hooked_or_unknown(d: &'static Domain, size: usize) -> *mut c_void {
 /// The fast path of every `*_Calloc`, inlined into each as `py_malloc` is.
 #[inline(always)]
 fn py_calloc(d: &'static Domain, nelem: usize, elsize: usize) -> *mut c_void {
-    if d.hook.load(Ordering::Relaxed) != HOOK_NONE {
+    if !d.known_unhooked() {
         return py_calloc_hooked_or_unknown(d, nelem, elsize);
     }
     py_calloc_unhooked(d, nelem, elsize)
@@ -230,7 +237,7 @@ fn py_calloc_hooked_or_unknown(d: &'static Domain, nelem: usize, elsize: usize) 
 /// installed, a block of one of the calling thread's pools is resized as `realloc` would.
 #[inline(always)]
 fn py_realloc(d: &'static Domain, p: *mut c_void, size: usize, func: &'static str) -> *mut c_void {
-    if d.hook.load(Ordering::Relaxed) != HOOK_NONE || p.is_null() {
+    if !d.known_unhooked() || p.is_null() {
         return py_realloc_uncommon(d, p.cast(), size, func);
     }
     alloc::realloc_block_or(p.cast(), size.max(1), func, |p| py_realloc_uncommon(d, p, size, func).cast()).cast()
@@ -259,7 +266,7 @@ fn py_realloc_uncommon(d: &'static Domain, p: *mut u8, size: usize, func: &'stat
 /// and debug blocks, libpython's own blocks and hooked domains take `py_free_uncommon`.
 #[inline(always)]
 fn py_free(d: &'static Domain, p: *mut c_void, func: &'static str) {
-    if d.hook.load(Ordering::Relaxed) != HOOK_NONE {
+    if !d.known_unhooked() {
         return py_free_uncommon(d, p.cast(), func);
     }
     alloc::free_block_or(p.cast(), func, |p| py_free_uncommon(d, p, func));
